@@ -1,0 +1,9 @@
+"""MobileNet v1-v4 backbones, SSDLite and LR-ASPP heads for OpenMMLab.
+
+Importing the package registers its modules under the registry scope
+``mobilenet_mm``; configs name them ``type='mobilenet_mm.<Name>'``.
+"""
+from .version import __version__
+from . import models  # noqa: F401,E402  (registers the modules)
+
+__all__ = ['__version__']
