@@ -21,8 +21,13 @@ def _conv_madds(module: nn.Conv2d, output: torch.Tensor) -> int:
     return output.numel() * kernel * module.in_channels // module.groups
 
 
-def count_madds(model: nn.Module, *inputs: Any, **kwargs: Any) -> int:
-    """Multiply-adds of one forward pass of ``model(*inputs, **kwargs)``."""
+def count_madds(model: nn.Module, *inputs: Any,
+                include_attention: bool = True, **kwargs: Any) -> int:
+    """Multiply-adds of one forward pass of ``model(*inputs, **kwargs)``.
+
+    ``include_attention=False`` leaves out the attention matrix products,
+    to compare with counters that only see conv/linear modules.
+    """
     from ..models.layers import MultiQueryAttention
     total = 0
 
@@ -55,7 +60,8 @@ def count_madds(model: nn.Module, *inputs: Any, **kwargs: Any) -> int:
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
-        elif isinstance(module, MultiQueryAttention):
+        elif include_attention and isinstance(module,
+                                              MultiQueryAttention):
             handles.append(module.key.register_forward_hook(key_hook))
             handles.append(module.register_forward_hook(attention_hook))
     was_training = model.training

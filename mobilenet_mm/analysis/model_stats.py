@@ -1,0 +1,128 @@
+"""Params and MAdds of backbones (with the paper's ImageNet head) and of
+whole detectors/segmenters built from configs, beside the papers' figures.
+"""
+import os
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from .complexity import count_madds, count_params
+from .paper_tables import CLASSIFIERS, TASKS, find_classifier_row
+
+
+def build_reference_classifier(library: str, name: str, **kwargs):
+    """A timm or torchvision ImageNet model with random weights."""
+    if library == 'timm':
+        import timm
+        return timm.create_model(name, pretrained=False, **kwargs)
+    import torchvision
+    return getattr(torchvision.models, name)(weights=None, **kwargs)
+
+
+def classifier_stats(arch: str, widen_factor: float = 1.0,
+                     resolution: Optional[int] = None,
+                     with_reference: bool = True) -> Dict:
+    """Measure our backbone + ImageNet head; attach the paper row and the
+    reference implementation's parameter count when there is one."""
+    from ..models.backbones import build_backbone_by_name
+    from ..models.classifier import MobileNetClassifier
+    row = find_classifier_row(arch, widen_factor, resolution)
+    if row is None and resolution is None:
+        row = find_classifier_row(arch, widen_factor)
+    if resolution is None:
+        resolution = row.resolution if row else 224
+    model = MobileNetClassifier(
+        build_backbone_by_name(arch, widen_factor=widen_factor))
+    image = torch.zeros(1, 3, resolution, resolution)
+    stats = dict(arch=arch, widen_factor=widen_factor, resolution=resolution,
+                 params=count_params(model), madds=count_madds(model, image),
+                 paper=row, reference_params=None, reference_madds=None,
+                 # comparable with reference_madds: our hooks cannot see
+                 # the attention products inside timm's blocks
+                 madds_without_attention=count_madds(
+                     model, image, include_attention=False))
+    if with_reference and row is not None and row.reference:
+        reference = build_reference_classifier(*row.reference)
+        stats['reference_params'] = count_params(reference)
+        stats['reference_madds'] = count_madds(reference, image)
+    return stats
+
+
+def format_classifier_table(rows: List[Dict]) -> str:
+    """Markdown table: measured beside paper (and reference) figures."""
+    lines = [
+        '| arch | width | res | params (M) | paper params (M) | reference '
+        'params | MAdds (M) | paper MAdds (M) | paper top-1 | source |',
+        '|---|---|---|---|---|---|---|---|---|---|'
+    ]
+    for s in rows:
+        paper = s['paper']
+        ref = ('-' if s['reference_params'] is None else
+               f"{s['reference_params']:,} ({paper.reference[1]})")
+        lines.append(
+            f"| {s['arch']} | {s['widen_factor']} | {s['resolution']} | "
+            f"{s['params'] / 1e6:.3f} | "
+            f"{paper.params_m.value if paper else '-'} | {ref} | "
+            f"{s['madds'] / 1e6:.1f} | "
+            f"{paper.madds_m.value if paper else '-'} | "
+            f"{paper.top1 if paper else '-'} | "
+            f"{paper.source if paper else '-'} |")
+    return '\n'.join(lines)
+
+
+def all_classifier_stats(with_reference: bool = True) -> List[Dict]:
+    return [
+        classifier_stats(row.arch, row.widen_factor, row.resolution,
+                         with_reference) for row in CLASSIFIERS
+    ]
+
+
+# -- configs -----------------------------------------------------------
+def build_model_from_config(cfg):
+    """Build the model of a detection (mmdet) or segmentation (mmseg)
+    config, honouring ``custom_imports`` and ``default_scope``."""
+    from mmengine.utils import import_modules_from_strings
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope == 'mmseg':
+        from mmseg.registry import MODELS
+        from mmseg.utils import register_all_modules
+    elif scope == 'mmdet':
+        from mmdet.registry import MODELS
+        from mmdet.utils import register_all_modules
+    else:
+        raise ValueError(f"config default_scope {scope!r} is not supported; "
+                         "allowed: 'mmdet', 'mmseg'")
+    register_all_modules(init_default_scope=True)
+    return MODELS.build(cfg.model)
+
+
+def config_input_shape(cfg) -> Tuple[int, int]:
+    """(H, W) of the first ``Resize`` in the test pipeline (``scale`` is
+    (W, H) in both mmdet and mmseg)."""
+    pipeline = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.get(
+        'pipeline', [])
+    for step in pipeline:
+        if step.get('type', '').split('.')[-1] == 'Resize' and \
+                step.get('scale'):
+            width, height = step['scale']
+            return int(height), int(width)
+    raise ValueError('no Resize with a scale in the test pipeline; pass '
+                     '--shape H W')
+
+
+def config_stats(config_path: str,
+                 shape: Optional[Tuple[int, int]] = None) -> Dict:
+    from mmengine.config import Config
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f'config file not found: {config_path}')
+    cfg = Config.fromfile(config_path)
+    model = build_model_from_config(cfg)
+    height, width = shape or config_input_shape(cfg)
+    image = torch.zeros(1, 3, height, width)
+    name = os.path.splitext(os.path.basename(config_path))[0]
+    return dict(config=name, shape=(height, width),
+                params=count_params(model),
+                madds=count_madds(model, image, mode='tensor'),
+                paper=TASKS.get(name))
