@@ -5,6 +5,10 @@ torchvision do, so a reference state dict maps onto ours by position once
 its classifier keys are set aside. Every pair is checked by shape and by
 tensor kind (weight, bias, running_mean, ...); the first disagreement is
 reported by name on both sides instead of loading garbage.
+
+``.safetensors`` files do not keep the key order (they store keys sorted),
+so the reference order is first restored from the key names:
+:func:`forward_order`.
 """
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
@@ -49,6 +53,94 @@ def _kind(name: str) -> str:
     return name.rsplit('.', 1)[-1]
 
 
+# The order in which timm registers the submodules of each block type (and
+# of its model), which a sorted key list has lost. torchvision needs only
+# its top level: below it, module names are indices in forward order.
+_TIMM_ORDERS = {
+    'model': ('conv_stem', 'bn1', 'blocks', 'conv_head', 'bn2', 'norm_head',
+              'classifier'),
+    'torchvision': ('features', 'classifier'),
+    # InvertedResidual (has conv_pwl) / DepthwiseSeparableConv (has not)
+    'inverted_residual': ('conv_pw', 'bn1', 'conv_dw', 'bn2', 'aa', 'se',
+                          'conv_pwl', 'bn3'),
+    'depthwise_separable': ('conv_dw', 'bn1', 'aa', 'se', 'conv_pw', 'bn2'),
+    'edge_residual': ('conv_exp', 'bn1', 'aa', 'se', 'conv_pwl', 'bn2'),
+    'conv_bn_act': ('conv', 'bn1'),
+    'universal': ('dw_start', 'pw_exp', 'dw_mid', 'se', 'pw_proj', 'dw_end',
+                  'layer_scale'),
+    'attention': ('norm', 'attn', 'layer_scale'),
+    'attn': ('query', 'key', 'value', 'output'),
+    'attn_branch': ('down_pool', 'down_conv', 'norm', 'proj'),
+    'se': ('conv_reduce', 'conv_expand'),
+    'conv_norm': ('conv', 'bn'),
+}
+_TENSOR_ORDER = ('weight', 'bias', 'running_mean', 'running_var',
+                 'num_batches_tracked', 'gamma')
+
+
+def _timm_block_kind(names):
+    if 'pw_exp' in names:
+        return 'universal'
+    if 'attn' in names:
+        return 'attention'
+    if 'conv_exp' in names:
+        return 'edge_residual'
+    if 'conv_pwl' in names:
+        return 'inverted_residual'
+    if 'conv_dw' in names:
+        return 'depthwise_separable'
+    return 'conv_bn_act'
+
+
+def forward_order(keys: List[str]) -> List[str]:
+    """Sort reference keys into the order their modules run (and register).
+
+    Index tokens sort numerically; named tokens by the table of the module
+    type they belong to (timm) or alphabetically (torchvision uses indices
+    for every ordered part, its named parts such as ``fc1``/``fc2`` sort
+    alphabetically).
+    """
+    timm = not any(k.startswith('features.') for k in keys)
+    block_names = {}
+    if timm:
+        for key in keys:
+            parts = key.split('.')
+            if parts[0] == 'blocks' and len(parts) > 3:
+                block_names.setdefault(tuple(parts[:3]), set()).add(parts[3])
+
+    def rank(table, name):
+        order = _TIMM_ORDERS[table]
+        return (0, order.index(name)) if name in order else (1, name)
+
+    def sort_key(key):
+        parts = key.split('.')
+        result = []
+        for depth, token in enumerate(parts):
+            if depth == len(parts) - 1:
+                result.append((2, _TENSOR_ORDER.index(token)
+                               if token in _TENSOR_ORDER else token))
+            elif token.isdigit():
+                result.append((0, int(token)))
+            elif depth == 0:
+                result.append(rank('model' if timm else 'torchvision', token))
+            elif not timm:
+                result.append((1, token))
+            elif parts[0] == 'blocks' and depth == 3:
+                kind = _timm_block_kind(block_names[tuple(parts[:3])])
+                result.append(rank(kind, token))
+            elif parts[depth - 1] == 'attn':
+                result.append(rank('attn', token))
+            elif parts[depth - 1] in ('query', 'key', 'value'):
+                result.append(rank('attn_branch', token))
+            elif parts[depth - 1] == 'se':
+                result.append(rank('se', token))
+            else:
+                result.append(rank('conv_norm', token))
+        return result
+
+    return sorted(keys, key=sort_key)
+
+
 def convert_reference_state_dict(
         state: Dict[str, torch.Tensor], model: nn.Module
 ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
@@ -60,7 +152,7 @@ def convert_reference_state_dict(
     """
     heads = _head_prefixes(state)
     dropped = [k for k in state if k.startswith(heads)]
-    source = [(k, v) for k, v in state.items()
+    source = [(k, state[k]) for k in forward_order(list(state))
               if not k.startswith(heads)
               and not k.endswith('num_batches_tracked')]
     target = [(k, v) for k, v in model.state_dict().items()
