@@ -8,25 +8,14 @@ from mobilenet_mm.analysis import count_madds, count_params
 from mobilenet_mm.analysis.model_stats import (build_reference_classifier,
                                                classifier_stats)
 from mobilenet_mm.analysis.paper_tables import CLASSIFIERS
+from mobilenet_mm.analysis.references import (REFERENCE_MODELS,
+                                              reference_features,
+                                              reference_kwargs)
 from mobilenet_mm.models.backbones import (ARCH_NAMES, MobileNetV1,
                                            MobileNetV2, MobileNetV3,
                                            MobileNetV4, build_backbone_by_name)
 from mobilenet_mm.models.weight_conversion import convert_reference_state_dict
 
-# Reference implementations: (library, model, BN eps the reference uses).
-REFERENCES = {
-    'v1': ('timm', 'mobilenetv1_100', 1e-5),
-    'v2': ('torchvision', 'mobilenet_v2', 1e-5),
-    'v3_large': ('torchvision', 'mobilenet_v3_large', 1e-3),
-    'v3_small': ('torchvision', 'mobilenet_v3_small', 1e-3),
-    'v3_large_minimalistic': ('timm', 'tf_mobilenetv3_large_minimal_100',
-                              1e-3),
-    'v4_conv_small': ('timm', 'mobilenetv4_conv_small', 1e-5),
-    'v4_conv_medium': ('timm', 'mobilenetv4_conv_medium', 1e-5),
-    'v4_conv_large': ('timm', 'mobilenetv4_conv_large', 1e-5),
-    'v4_hybrid_medium': ('timm', 'mobilenetv4_hybrid_medium', 1e-5),
-    'v4_hybrid_large': ('timm', 'mobilenetv4_hybrid_large', 1e-5),
-}
 TIMM_TWINS = {  # the same architectures again, from the other library
     'v2': 'mobilenetv2_100',
     'v3_large': 'mobilenetv3_large_100',
@@ -50,14 +39,8 @@ def randomize(model: nn.Module, seed: int = 0):
     return model.eval()
 
 
-def reference_features(library, model, x):
-    if library == 'torchvision':
-        return model.features(x)
-    return model.forward_features(x)
-
-
 def _equivalence_cases():
-    for arch, (library, name, eps) in REFERENCES.items():
+    for arch, (library, name, eps) in REFERENCE_MODELS.items():
         yield arch, library, name, eps
     for arch, name in TIMM_TWINS.items():
         yield arch, 'timm', name, 1e-5
@@ -67,10 +50,8 @@ def _equivalence_cases():
                          ids=lambda v: str(v))
 def test_matches_reference_implementation(arch, library, name, eps):
     torch.manual_seed(0)
-    # timm's tf_* ports pad like TF ("SAME", asymmetric at stride 2); our
-    # convs pad symmetrically like torchvision and timm's own models.
-    extra = dict(pad_type='') if name.startswith('tf_') else {}
-    reference = randomize(build_reference_classifier(library, name, **extra))
+    reference = randomize(
+        build_reference_classifier(library, name, **reference_kwargs(name)))
     ours = build_backbone_by_name(
         arch, norm_cfg=dict(type='BN', eps=eps)).eval()
     converted, dropped = convert_reference_state_dict(
@@ -215,9 +196,9 @@ def test_frozen_stages_and_norm_eval():
         assert all(not m.training for m in stage.modules()
                    if isinstance(m, nn.BatchNorm2d))
     x = torch.randn(2, 3, 64, 64)
-    before = model.stages[4][0].project.bn.running_mean.clone()
+    before = model.stages[4][0].project.norm.running_mean.clone()
     model(x)[0].sum().backward()
-    assert torch.equal(before, model.stages[4][0].project.bn.running_mean)
+    assert torch.equal(before, model.stages[4][0].project.norm.running_mean)
     assert model.stages[0][0].conv.weight.grad is None
     assert model.stages[4][0].project.conv.weight.grad is not None
 

@@ -9,8 +9,8 @@ from typing import List, Optional, Tuple
 
 import torch.nn as nn
 
-from ..layers import (ConvBlock, FusedInvertedBottleneck, InvertedBottleneck,
-                      MobileMQA, conv_norm_act, make_divisible)
+from ..layers import (ConvBlock, ConvNormAct, FusedInvertedBottleneck,
+                      InvertedBottleneck, MobileMQA, make_divisible)
 from .specs import (ACTIVATIONS, ArchSpec, BlockSpec, ConvSpec, FusedIBSpec,
                     IBSpec, MQASpec)
 
@@ -66,7 +66,7 @@ class _BlockFactory:
         return make_divisible(channels * factor)
 
     def stem(self) -> nn.Module:
-        return conv_norm_act(3, self.width(self.arch.stem_channels), 3,
+        return ConvNormAct(3, self.width(self.arch.stem_channels), 3,
                              stride=2, norm_cfg=self.norm_cfg,
                              act_cfg=self.act(None))
 

@@ -117,6 +117,7 @@ class MobileNet(BaseModule):
                     'expansion tap exists only for stages 0-3')
         self._last_stage = max(self.out_indices) + (
             1 if 'expansion' in self.out_types else 0)
+        self._default_init()
         self._freeze_stages()
 
     def _normalize_indices(self, out_indices):
@@ -166,6 +167,21 @@ class MobileNet(BaseModule):
         return tuple(self.stage_infos[i] for i in self.out_indices)
 
     # -- weights ---------------------------------------------------------
+    def _default_init(self):
+        """He-normal over each conv's *per-group* fan-out (the TF reference
+        init, also timm's): PyTorch's fan-out of a depthwise conv counts all
+        channels and would shrink its weights by the channel count."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                fan_out = (module.kernel_size[0] * module.kernel_size[1] *
+                           module.out_channels // module.groups)
+                nn.init.normal_(module.weight, 0, (2.0 / fan_out)**0.5)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (_BatchNorm, nn.GroupNorm)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
     def init_weights(self):
         if isinstance(self.init_cfg, dict) and \
                 self.init_cfg.get('type') == 'Pretrained':
@@ -175,6 +191,10 @@ class MobileNet(BaseModule):
             load_pretrained(self, self.init_cfg['checkpoint'],
                             prefix=self.init_cfg.get('prefix'),
                             logger=MMLogger.get_current_instance())
+            self._is_init = True
+            return
+        if self.init_cfg is None:
+            self._default_init()
             self._is_init = True
             return
         super().init_weights()
@@ -196,7 +216,7 @@ class MobileNet(BaseModule):
         return self
 
     def _run(self, block, x, return_expansion=False):
-        # Only blocks (never the stem ConvModule) are asked for expansions.
+        # Only blocks (never the stem conv) are asked for expansions.
         call = (lambda t: block(t, return_expansion=True)) \
             if return_expansion else block
         if self.with_cp and self.training and x.requires_grad:
