@@ -1,18 +1,280 @@
-"""Loading checkpoint files without executing code from them."""
+"""Checkpoint files: loading without executing code, writing atomically.
+
+Loading
+    torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
+    0.10.7 checkpoints do not pass it: their message hub holds
+    ``HistoryBuffer`` objects with numpy arrays and scalars. Switching safe
+    loading off (``weights_only=False``) would let any checkpoint run code.
+    :func:`safe_torch_load` keeps ``weights_only=True`` and adds, only for
+    the duration of the call (``torch.serialization.safe_globals``), the
+    globals an mmengine checkpoint needs, found by saving real mmengine
+    checkpoints (mmdet and mmseg runs) and listing their pickle globals:
+
+    * ``mmengine.logging.history_buffer.HistoryBuffer``;
+    * numpy arrays, scalars and dtypes: ``numpy._core.multiarray._reconstruct``
+      and ``.scalar`` (also under numpy 1's ``numpy.core`` name),
+      ``numpy.ndarray``, ``numpy.dtype`` and the dtype classes of bool and
+      fixed-size numbers (``numpy.dtypes.Float64DType``...; no object,
+      string or void dtypes). Seen in real checkpoints: int64 and float64
+      (message hub buffers), float32 (mmseg's ``best_score`` with
+      ``save_best``); the other numeric ones are allowed because a metric
+      may log any numpy number;
+    * ``builtins.getattr``, which Python uses to pickle the methods
+      ``HistoryBuffer.min/max/current/mean`` kept in each buffer. It is
+      *not* allowed as such: the name maps to :func:`_history_buffer_method`,
+      which returns only those four methods and refuses anything else.
+
+    Anything else (a class or function from any other module) is refused
+    with :class:`UnsafeCheckpointError` naming the file and the global,
+    before any of it is called.
+
+Writing
+    :func:`atomic_write` writes to a temporary name in the target directory,
+    flushes, fsyncs and renames with ``os.replace``: a reader sees the old
+    file or the complete new one, never a partial one.
+    ``mobilenet_mm.engine`` plugs both into mmengine (see there).
+"""
+import contextlib
 import os
+import os.path as osp
+import pickle
+import re
+import tempfile
+import zipfile
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
+
+__all__ = [
+    'CheckpointLoadError', 'UnsafeCheckpointError', 'checkpoint_safe_globals',
+    'safe_torch_load', 'load_checkpoint_file', 'atomic_write',
+    'is_complete_checkpoint', 'find_resume_checkpoint'
+]
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file cannot be read (truncated, not a checkpoint...)."""
+
+
+class UnsafeCheckpointError(CheckpointLoadError, pickle.UnpicklingError):
+    """A checkpoint needs a global that is not on the allow-list."""
+
+    def __init__(self, path: str, disallowed: str):
+        self.path = path
+        self.disallowed = disallowed
+        super().__init__(
+            f'refusing to load checkpoint {path}: it needs {disallowed}, '
+            'which is not among the types mmengine checkpoints hold (nothing '
+            'from the file was run; load it with torch.load(weights_only='
+            'False) only if you trust its source)')
+
+
+# Methods of HistoryBuffer that buffers keep in ``_statistics_methods``.
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(owner: Any, name: str):
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    Python pickles a method such as ``HistoryBuffer.mean`` as
+    ``getattr(HistoryBuffer, 'mean')``; a general ``getattr`` would let a
+    crafted file walk to any attribute, so only these are given.
+    """
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'unsupported global: getattr({getattr(owner, "__name__", owner)!r},'
+        f' {name!r})')
+
+
+_SAFE_GLOBALS: Optional[List[Union[Any, Tuple[Any, str]]]] = None
+
+
+def checkpoint_safe_globals() -> List[Union[Any, Tuple[Any, str]]]:
+    """The allow-list passed to ``torch.serialization.safe_globals``."""
+    global _SAFE_GLOBALS
+    if _SAFE_GLOBALS is None:
+        import numpy as np
+        from mmengine.logging import HistoryBuffer
+        try:
+            multiarray = np._core.multiarray
+        except AttributeError:  # numpy 1.x
+            multiarray = np.core.multiarray
+        entries: List[Union[Any, Tuple[Any, str]]] = [
+            HistoryBuffer, np.ndarray, np.dtype,
+            (_history_buffer_method, 'builtins.getattr')
+        ]
+        # numpy 2 pickles as numpy._core, numpy 1 as numpy.core: accept both
+        # names for the same two functions.
+        for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+            entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
+            entries.append((multiarray.scalar, f'{module}.scalar'))
+        # Unpickling a dtype sets its state, which torch allows only for
+        # listed types: the concrete dtype classes of bool and numbers.
+        for char in '?bBhHiIlLqQefdFD':
+            entries.append(type(np.dtype(char)))
+        _SAFE_GLOBALS = entries
+    return _SAFE_GLOBALS
+
+
+def _disallowed_global(message: str) -> str:
+    """Pull the refused global out of torch's (long) error message."""
+    patterns = (r'GLOBAL ([\w.]+) was not an allowed global',
+                r'unsupported GLOBAL ([\w.]+)',
+                r'unsupported global: (getattr\([^)]*\))',
+                r'unrecognized function (\S+)',
+                r'but got (<class [^>]+>)')
+    for pattern in patterns:
+        found = re.search(pattern, message, flags=re.IGNORECASE)
+        if found:
+            return f'the global {found.group(1)}'
+    first = message.strip().splitlines()[0] if message.strip() else ''
+    return f'something torch refused ({first})'
+
+
+def _safe_globals_context():
+    serialization = torch.serialization
+    if hasattr(serialization, 'safe_globals'):  # torch >= 2.5
+        return serialization.safe_globals(checkpoint_safe_globals())
+    # Older torch has no scoped allow-list: plain weights_only loading still
+    # reads state dicts, and mmengine training checkpoints are refused.
+    return contextlib.nullcontext()
+
+
+def safe_torch_load(path: str, map_location=None) -> Any:
+    """``torch.load(path, weights_only=True)`` with the mmengine allow-list.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        UnsafeCheckpointError: the pickle needs a global off the allow-list.
+        CheckpointLoadError: the file is truncated or not a torch file.
+    """
+    path = os.fspath(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    try:
+        with _safe_globals_context():
+            return torch.load(path, map_location=map_location,
+                              weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(path, _disallowed_global(str(e))) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {path}: truncated or not a torch '
+            f'checkpoint ({type(e).__name__}: {first})') from None
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     """Load a checkpoint (``.pth``/``.pt``/``.bin`` via safe unpickling, or
     ``.safetensors``) and return its top-level dict.
 
-    Raises ``FileNotFoundError`` naming the path when it does not exist.
+    Raises ``FileNotFoundError`` naming the path when it does not exist and
+    the errors of :func:`safe_torch_load`.
     """
-    if not os.path.isfile(path):
+    if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path, device=str(map_location))
-    return torch.load(path, map_location=map_location, weights_only=True)
+    return safe_torch_load(path, map_location=map_location)
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import time.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def atomic_write(path: Union[str, os.PathLike],
+                 data: Union[bytes, str],
+                 encoding: str = 'utf-8') -> None:
+    """Replace ``path`` with ``data`` so readers never see a partial file.
+
+    The data goes to a hidden temporary file in the same directory (same
+    file system, so the rename is atomic), is flushed and fsynced, then
+    ``os.replace`` moves it over ``path`` and the directory is fsynced so
+    the rename survives a power cut. A process killed before the rename
+    leaves ``path`` untouched and only a ``.<name>.*.tmp`` file behind.
+    A symlink at ``path`` is followed (its target is replaced).
+    """
+    if isinstance(data, str):
+        data = data.encode(encoding)
+    target = osp.realpath(os.fspath(path))
+    directory = osp.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    # Keep the mode of the file being replaced, else what open() would give.
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'.{osp.basename(target)}.', suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, 'O_DIRECTORY'):  # POSIX: make the rename durable
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole torch zip checkpoint (cheap: reads only
+    the zip directory at the end of the file, so truncation shows)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(name.endswith('data.pkl') for name in names)
+
+
+_CKPT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint an automatic resume should use, or None.
+
+    mmengine's own ``find_latest_checkpoint`` trusts ``last_checkpoint``
+    blindly; a file that is empty, names a missing or truncated checkpoint
+    (e.g. written by an older, non-atomic run) would make resume fail.
+    Here the file named by ``last_checkpoint`` is used when it is complete,
+    else the newest complete ``iter_N.pth``/``epoch_N.pth`` in ``work_dir``.
+    """
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(marker):
+        with open(marker) as f:
+            named = f.read().strip()
+        if named:
+            if not osp.isabs(named) and not osp.exists(named):
+                named = osp.join(work_dir, osp.basename(named))
+            if is_complete_checkpoint(named):
+                return named
+    if not osp.isdir(work_dir):
+        return None
+    found = []
+    for name in os.listdir(work_dir):
+        match = _CKPT_NAME.match(name)
+        if match:
+            found.append((int(match.group(1)), name))
+    for _, name in sorted(found, reverse=True):
+        path = osp.join(work_dir, name)
+        if is_complete_checkpoint(path):
+            return path
+    return None

@@ -1,0 +1,11 @@
+"""Data sets: synthetic COCO/Cityscapes generators for tests and demos."""
+from .synthetic import (CITYSCAPES_CLASSES, DET_CLASSES, DET_PALETTE,
+                        IGNORE_INDEX, SEG_CLASSES,
+                        generate_cityscapes_segmentation,
+                        generate_coco_detection)
+
+__all__ = [
+    'CITYSCAPES_CLASSES', 'DET_CLASSES', 'DET_PALETTE', 'IGNORE_INDEX',
+    'SEG_CLASSES', 'generate_cityscapes_segmentation',
+    'generate_coco_detection'
+]

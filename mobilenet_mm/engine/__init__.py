@@ -1,0 +1,16 @@
+"""mmengine integration: safe checkpoint loading, atomic writes, hooks.
+
+Importing this package (``import mobilenet_mm`` does) plugs
+:mod:`mobilenet_mm.utils.checkpoint` into mmengine; see
+:func:`install_checkpoint_io`.
+"""
+from .checkpoint_io import (AtomicCheckpointHook, AtomicLocalBackend,
+                            install_checkpoint_io, load_from_local_safe)
+from .hooks import DumpSegPredictionsHook
+
+install_checkpoint_io()
+
+__all__ = [
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'DumpSegPredictionsHook',
+    'install_checkpoint_io', 'load_from_local_safe'
+]

@@ -1,0 +1,122 @@
+"""Evaluate a checkpoint of a detection (mmdet) or segmentation (mmseg)
+config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
+        [--show] [--show-dir DIR] [--cfg-options KEY=VALUE ...]
+        [--launcher none|pytorch|slurm]
+
+``--out`` pickles the predictions: for detection mmdet's ``DumpDetResults``
+format (one dict per image with ``pred_instances`` bboxes/scores/labels),
+for segmentation one dict per image with ``pred_sem_seg`` (class indices at
+the original size, see ``mobilenet_mm.DumpSegPredictionsHook``).
+``--show-dir`` writes the painted predictions (detection: under
+``WORK_DIR/<timestamp>/SHOW_DIR``, as mmdet does; segmentation: under
+``SHOW_DIR/vis_data``, as mmseg does). A checkpoint whose keys or shapes do
+not fit the model is refused in one line, before testing.
+"""
+import argparse
+import os.path as osp
+import sys
+
+from mobilenet_mm.tools_common import (CLIError, build_runner,
+                                       check_data_paths, check_file,
+                                       detect_task, load_config,
+                                       register_host_modules,
+                                       resolve_work_dir, run_cli, set_launcher)
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Test a detector (mmdet config) or a segmentor (mmseg '
+        'config) with mobilenet_mm modules.')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the dir to save logs and evaluation results')
+    parser.add_argument(
+        '--out', help='pickle the predictions to this .pkl/.pickle file')
+    parser.add_argument(
+        '--show', action='store_true', help='show the predictions in windows')
+    parser.add_argument(
+        '--show-dir', help='save the painted predictions in this directory')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='--show interval (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, KEY=VALUE pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def enable_visualization(cfg, task: str, show: bool, show_dir, wait_time):
+    hooks = cfg.get('default_hooks') or {}
+    hook = hooks.get('visualization')
+    if not isinstance(hook, dict):
+        raise CLIError('--show/--show-dir need a visualization hook in the '
+                       'config (default_hooks.visualization)')
+    hook['draw'] = True
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if show_dir:
+        if task == 'det':
+            hook['test_out_dir'] = show_dir
+        else:
+            hook['interval'] = 1  # mmseg's default paints every 50th image
+            cfg.visualizer['save_dir'] = show_dir
+
+
+def add_dump(cfg, task: str, out: str) -> None:
+    if not out.endswith(('.pkl', '.pickle')):
+        raise CLIError(f'--out must end with .pkl or .pickle, got {out}')
+    if task == 'det':
+        evaluator = cfg.test_evaluator
+        metrics = list(evaluator) if isinstance(evaluator,
+                                                (list, tuple)) else [evaluator]
+        metrics.append(dict(type='DumpDetResults', out_file_path=out))
+        cfg.test_evaluator = metrics
+    else:
+        hooks = list(cfg.get('custom_hooks') or [])
+        hooks.append(
+            dict(type='mobilenet_mm.DumpSegPredictionsHook', out_file=out))
+        cfg.custom_hooks = hooks
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    if '://' not in args.checkpoint:  # URLs are left to mmengine
+        check_file(args.checkpoint, 'checkpoint file')
+    task = detect_task(cfg, args.config)
+    cfg.setdefault('default_scope',
+                   {'det': 'mmdet', 'seg': 'mmseg'}[task])
+    cfg.work_dir = resolve_work_dir(cfg, args.work_dir, args.config)
+    set_launcher(cfg, args.launcher, args.local_rank)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show or args.show_dir:
+        enable_visualization(cfg, task, args.show, args.show_dir,
+                             args.wait_time)
+    if args.out:
+        add_dump(cfg, task, args.out)
+    check_data_paths(cfg, ['test_dataloader'], ['test_evaluator'])
+
+    register_host_modules(task)
+    runner = build_runner(cfg, args.checkpoint)
+    runner.test()
+    from mmengine.dist import is_main_process
+    if args.out and is_main_process() and not osp.isfile(args.out):
+        raise CLIError(f'testing finished but {args.out} was not written')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
