@@ -187,6 +187,23 @@ def test_reduced_tail_halves_the_last_stage():
     assert reduced.stages[4][1].expanded_channels == 480
 
 
+def test_segmentation_reduced_tail_and_no_last_conv():
+    """TF DeepLab's RF2 also halves the first block's expansion; its
+    MobileNetV2 extractor ends before the 1280 conv."""
+    seg = MobileNetV3(arch='large', reduced_tail='segmentation')
+    assert seg.stages[4][0].expanded_channels == 336
+    assert [b.out_channels for b in seg.stages[4]] == [80, 80, 80, 480]
+    v2 = MobileNetV2(reduced_tail='segmentation', with_last_conv=False,
+                     out_indices=(2, 4), output_stride=16)
+    assert v2.out_channels == (32, 160)
+    assert v2(torch.randn(1, 3, 64, 64))[1].shape == (1, 160, 4, 4)
+    with pytest.raises(ValueError, match='no final 1x1 conv to drop'):
+        MobileNetV1(with_last_conv=False)
+    with pytest.raises(ValueError, match="reduced_tail must be False, True "
+                       "or one of"):
+        MobileNetV3(reduced_tail='seg')
+
+
 def test_frozen_stages_and_norm_eval():
     model = MobileNetV3(arch='small', frozen_stages=2, norm_eval=True)
     model.train()

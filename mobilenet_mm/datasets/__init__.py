@@ -3,6 +3,7 @@ from .synthetic import (CITYSCAPES_CLASSES, DET_CLASSES, DET_PALETTE,
                         IGNORE_INDEX, SEG_CLASSES,
                         generate_cityscapes_segmentation,
                         generate_coco_detection)
+from .seg_transforms import LoadSegAnnotations  # noqa: F401
 
 __all__ = [
     'CITYSCAPES_CLASSES', 'DET_CLASSES', 'DET_PALETTE', 'IGNORE_INDEX',

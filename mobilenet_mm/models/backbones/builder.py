@@ -25,19 +25,41 @@ class StageInfo:
     expansion_channels: Optional[int]
 
 
-def reduce_tail(arch: ArchSpec) -> ArchSpec:
-    """Halve every channel count produced in the last stage, except the first
-    block's expansion, which follows the stage input ([V3] section 6.3
-    "reduced tail", torchvision ``reduced_tail``; [V3] Table 7 "RF2")."""
+REDUCED_TAIL_RULES = ('detection', 'segmentation')
+
+
+def reduce_tail(arch: ArchSpec, rule: str = 'detection') -> ArchSpec:
+    """Halve every channel count produced in the last stage.
+
+    ``'detection'`` ([V3] section 6.3 "reduced tail", torchvision
+    ``reduced_tail``): the first block's expansion is kept, since it follows
+    the stage input. ``'segmentation'`` (TF DeepLab's ``*_seg`` extractors
+    behind [V3] Table 7 "RF2"): that expansion is halved too (V3-Large
+    672 -> 336). Expansions given as ratios follow their (halved) input
+    under both rules.
+    """
+    if rule not in REDUCED_TAIL_RULES:
+        raise ValueError(f'reduced_tail rule {rule!r}; allowed: '
+                         f'{REDUCED_TAIL_RULES}')
 
     def halve(index, spec):
-        if isinstance(spec, IBSpec) and spec.expanded is not None and index:
+        if isinstance(spec, IBSpec) and spec.expanded is not None and (
+                index or rule == 'segmentation'):
             return replace(spec, channels=spec.channels // 2,
                            expanded=spec.expanded // 2)
         return replace(spec, channels=spec.channels // 2)
 
     last = tuple(halve(i, s) for i, s in enumerate(arch.stages[-1]))
     return replace(arch, stages=arch.stages[:-1] + (last, ))
+
+
+def drop_last_conv(arch: ArchSpec) -> ArchSpec:
+    """End the last stage before its final 1x1 conv (V2's 1280, V3's and
+    V4's 960/576), like TF's MobileNetV2 segmentation extractor."""
+    last = arch.stages[-1]
+    if not isinstance(last[-1], ConvSpec):
+        raise ValueError('this architecture has no final 1x1 conv to drop')
+    return replace(arch, stages=arch.stages[:-1] + (last[:-1], ))
 
 
 class _BlockFactory:

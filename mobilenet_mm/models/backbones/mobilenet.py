@@ -12,7 +12,8 @@ from .arch_v1 import V1_ARCHS
 from .arch_v2 import V2_ARCHS
 from .arch_v3 import V3_ARCHS
 from .arch_v4 import V4_ARCHS
-from .builder import StageInfo, build_stages, reduce_tail
+from .builder import (REDUCED_TAIL_RULES, StageInfo, build_stages,
+                      drop_last_conv, reduce_tail)
 from .specs import ArchSpec
 
 NUM_STAGES = 5
@@ -40,8 +41,13 @@ class MobileNet(BaseModule):
         frozen_stages: stages 0..frozen_stages are frozen (-1: none).
         norm_eval: keep BatchNorm layers in eval mode while training.
         output_stride: 32, 16 or 8; strides beyond it become dilation.
-        reduced_tail: halve the channels of the last stage ([V3] section
-            6.3 for detection, Table 7 "RF2" for segmentation).
+        reduced_tail: halve the channels of the last stage. ``True`` or
+            ``'detection'``: [V3] section 6.3 / torchvision (the first
+            block's expansion is kept); ``'segmentation'``: TF DeepLab's
+            rule behind [V3] Table 7 "RF2" (that expansion is halved too).
+        with_last_conv: keep the final 1x1 conv of the last stage (V2's
+            1280, V3's/V4's 960/576); TF's V2 segmentation extractor ends
+            before it.
         with_cp: gradient checkpointing of each block.
         drop_path_rate: stochastic depth, linear in the block index.
         norm_cfg: norm layer config (default ``dict(type='BN')``).
@@ -64,7 +70,8 @@ class MobileNet(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  output_stride: int = 32,
-                 reduced_tail: bool = False,
+                 reduced_tail=False,
+                 with_last_conv: bool = True,
                  with_cp: bool = False,
                  drop_path_rate: float = 0.,
                  norm_cfg: Optional[dict] = None,
@@ -100,8 +107,19 @@ class MobileNet(BaseModule):
         self.with_cp = with_cp
 
         spec = self.arch_settings[arch]
+        if reduced_tail not in (False, True) + REDUCED_TAIL_RULES:
+            raise ValueError(
+                f'{name}: reduced_tail must be False, True or one of '
+                f'{REDUCED_TAIL_RULES}, got {reduced_tail!r}')
         if reduced_tail:
-            spec = reduce_tail(spec)
+            spec = reduce_tail(spec, 'detection' if reduced_tail is True
+                               else reduced_tail)
+        if not with_last_conv:
+            try:
+                spec = drop_last_conv(spec)
+            except ValueError as error:
+                raise ValueError(f'{name}({arch}): with_last_conv=False: '
+                                 f'{error}') from None
         self.arch_spec = spec
         self.stages, self.stage_infos = build_stages(
             spec, widen_factor, output_stride, norm_cfg, act_cfg,

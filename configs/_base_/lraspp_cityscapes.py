@@ -1,0 +1,49 @@
+# Common base of the Cityscapes LR-ASPP configs: data (cityscapes_lraspp.py),
+# schedule (lraspp_schedule_90k.py) and the LR-ASPP segmentor ([V3] section
+# 6.4, Figure 10) on MobileNetV3-Large with the reduced tail, output stride
+# 16, F = 128: [V3] Table 7 row 8. The configs of other backbones replace
+# `backbone` and the head's in_channels.
+# mobilenet_mm.LRASPPHead is ours; mmseg's own LRASPPHead is a different
+# head (output stride 8, extra skips, a pool fixed to one crop size).
+_base_ = ['./cityscapes_lraspp.py', './lraspp_schedule_90k.py']
+
+norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN when not distributed
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size={{_base_.crop_size}}),
+    backbone=dict(
+        type='mobilenet_mm.MobileNetV3',
+        arch='large',
+        out_indices=(2, 4),  # 1/8 (low-level) and 1/16 (high-level)
+        output_stride=16,  # the last stage is atrous
+        # "RF2": the last stage's channels halved, TF DeepLab's rule (the
+        # first block's expansion too: 672 -> 336)
+        reduced_tail='segmentation',
+        norm_cfg=norm_cfg),
+    decode_head=dict(
+        type='mobilenet_mm.LRASPPHead',
+        in_channels=(40, 480),  # the backbone's out_channels
+        in_index=(0, 1),
+        channels=128,  # F
+        # Gate pool: 49x49, stride (16, 20) on the 64x128 map of a
+        # 1024x2048 image (Figure 10), as fractions of the map so that it
+        # follows the input size. (1., 1.) would pool globally.
+        pool_kernel=(49 / 64, 49 / 128),
+        pool_stride=(16 / 64, 20 / 128),
+        num_classes={{_base_.num_classes}},
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

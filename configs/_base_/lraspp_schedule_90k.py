@@ -1,0 +1,45 @@
+# Schedule of the Cityscapes LR-ASPP configs. [V3] section 6.4 trains from
+# scratch with "the same training protocol" as DeepLab and gives no numbers;
+# these are TF DeepLab's published Cityscapes train_fine settings (learning
+# rate 0.01, 90k iterations, 769x769 crops, BN trained: tensorflow/models
+# issue 3677, maintainer's answer), its poly policy (power 0.9 to 0) and the
+# MobileNet weight decay of its arg scope (4e-5 on conv weights only: not on
+# BN, depthwise kernels or biases). Total batch 16, see cityscapes_lraspp.py.
+# mmseg 1.x runs what train_cfg says (a legacy `runner=` key is ignored):
+# tests/test_lraspp_configs.py builds the loop and checks max_iters.
+_base_ = ['mmseg::_base_/default_runtime.py']
+
+max_iters = 90000
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=4e-5),
+    paramwise_cfg=dict(
+        norm_decay_mult=0., dwconv_decay_mult=0., bias_decay_mult=0.),
+    clip_grad=None)
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        power=0.9,
+        eta_min=0.,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
+]
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=9000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=9000,
+        max_keep_ckpts=3,
+        save_best='mIoU'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+# With another total batch size: --auto-scale-lr scales lr from 16 images.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,10 @@
+# Ours (no paper figure): LR-ASPP on MobileNetV1 1.0 with the paper's
+# segmentation recipe: reduced tail (the 1/32 stage's channels halved),
+# output stride 16, F=128, the base's data and schedule.
+_base_ = './_base_/lraspp_cityscapes.py'
+
+model = dict(
+    backbone=dict(type='mobilenet_mm.MobileNetV1', arch='1.0'),
+    # MobileNetV1(out_indices=(2, 4), output_stride=16,
+    # reduced_tail='segmentation').out_channels
+    decode_head=dict(in_channels=(256, 512)))

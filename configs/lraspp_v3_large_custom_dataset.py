@@ -1,0 +1,88 @@
+# Your own data set, fine-tuning path (b) of configs/README.md: LR-ASPP on
+# MobileNetV3-Large started from a trained Cityscapes checkpoint, on a data
+# set with other classes. Copy this file and change the lines marked "<-".
+#
+# Layout read by mmseg's BaseSegDataset: an image and a single-channel
+# label map of the same size per sample, label value = class index,
+# 255 = ignore (other values >= num_classes are ignored too, see
+# mobilenet_mm.LoadSegAnnotations):
+#   data/my_dataset/images/{train,val}/NAME.jpg
+#   data/my_dataset/labels/{train,val}/NAME.png
+_base_ = './lraspp_v3_large_cityscapes.py'
+
+classes = ('background', 'road', 'obstacle')  # <- your classes
+palette = [[0, 0, 0], [128, 64, 128], [220, 20, 60]]
+num_classes = len(classes)
+data_root = 'data/my_dataset/'  # <- your data
+img_suffix, seg_map_suffix = '.jpg', '.png'  # <- your file endings
+crop_size = (512, 512)  # <- about half your image side
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mobilenet_mm.LoadSegAnnotations', num_classes=num_classes),
+    dict(
+        type='RandomResize',
+        scale=(1024, 512),  # <- your image size (w, h)
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(1024, 512), keep_ratio=True),  # <- same
+    dict(type='mobilenet_mm.LoadSegAnnotations', num_classes=num_classes),
+    dict(type='PackSegInputs'),
+]
+dataset = dict(
+    type='BaseSegDataset',
+    data_root=data_root,
+    metainfo=dict(classes=classes, palette=palette),
+    img_suffix=img_suffix,
+    seg_map_suffix=seg_map_suffix,
+    reduce_zero_label=False)  # True if 0 means "unlabelled" in your maps
+train_dataloader = dict(
+    batch_size=8,
+    dataset=dict(
+        _delete_=True,
+        data_prefix=dict(img_path='images/train', seg_map_path='labels/train'),
+        pipeline=train_pipeline,
+        **dataset))
+val_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        data_prefix=dict(img_path='images/val', seg_map_path='labels/val'),
+        pipeline=test_pipeline,
+        **dataset))
+test_dataloader = val_dataloader
+
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    decode_head=dict(num_classes=num_classes))
+
+# Start from the trained Cityscapes model: every weight is loaded except the
+# class layers (decode_head.conv_seg, decode_head.conv_seg_low), which start
+# fresh for the new classes; the log lists the dropped keys. (Starting from
+# ImageNet weights instead: see lraspp_v3_large_imagenet_cityscapes.py.)
+custom_hooks = [
+    dict(
+        type='mobilenet_mm.FinetuneHook',
+        # <- your trained checkpoint
+        checkpoint='work_dirs/lraspp_v3_large_cityscapes/iter_90000.pth')
+]
+
+# A shorter schedule at half the learning rate.
+max_iters = 20000
+optim_wrapper = dict(optimizer=dict(lr=0.005))
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        power=0.9,
+        eta_min=0.,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=2000)
+default_hooks = dict(checkpoint=dict(interval=2000))

@@ -1,0 +1,9 @@
+# LR-ASPP on MobileNetV3-Small, reduced tail (RF2), output stride 16, F=128:
+# [V3] Table 7 row 11: 68.38 mIoU, 0.47M params, 2.90B MAdds at 1024x2048.
+_base_ = './_base_/lraspp_cityscapes.py'
+
+model = dict(
+    backbone=dict(arch='small'),
+    # MobileNetV3(arch='small', out_indices=(2, 4), output_stride=16,
+    # reduced_tail='segmentation').out_channels
+    decode_head=dict(in_channels=(24, 288)))

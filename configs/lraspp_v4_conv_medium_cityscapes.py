@@ -1,0 +1,10 @@
+# Ours (no paper figure): LR-ASPP on MobileNetV4 Conv-Medium (TF Model
+# Garden / timm layer order) with the MobileNetV3 segmentation recipe:
+# reduced tail, output stride 16, F=128, the base's data and schedule.
+_base_ = './_base_/lraspp_cityscapes.py'
+
+model = dict(
+    backbone=dict(type='mobilenet_mm.MobileNetV4', arch='conv_medium'),
+    # MobileNetV4(arch='conv_medium', out_indices=(2, 4), output_stride=16,
+    # reduced_tail='segmentation').out_channels
+    decode_head=dict(in_channels=(80, 480)))

@@ -1,0 +1,11 @@
+# Ours (no paper figure): LR-ASPP on MobileNetV4 Hybrid-Medium (mobile MQA
+# attention in the 1/16 and 1/32 stages; the 1/32 stage runs dilated at
+# output stride 16) with the MobileNetV3 segmentation recipe: reduced tail,
+# F=128, the base's data and schedule.
+_base_ = './_base_/lraspp_cityscapes.py'
+
+model = dict(
+    backbone=dict(type='mobilenet_mm.MobileNetV4', arch='hybrid_medium'),
+    # MobileNetV4(arch='hybrid_medium', out_indices=(2, 4), output_stride=16,
+    # reduced_tail='segmentation').out_channels
+    decode_head=dict(in_channels=(80, 480)))
