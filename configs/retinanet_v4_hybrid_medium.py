@@ -1,0 +1,9 @@
+# RetinaNet + MobileNetV4-Hybrid-M at 384x384 on COCO 2017.
+# [V4] Table 7: 34.0 AP (val2017), 11.15M params, 5.62G MACs.
+# FPN inputs: stage 2, 3, 4 outputs (80, 160, 960 ch; strides 8, 16, 32).
+_base_ = './_base_/retinanet_v4_coco.py'
+
+model = dict(
+    backbone=dict(arch='hybrid_medium'),
+    # in_channels == the backbone's out_channels
+    neck=dict(in_channels=[80, 160, 960]))

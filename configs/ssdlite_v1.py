@@ -1,0 +1,16 @@
+# SSDLite + MobileNetV1 at 320x320 on COCO 2017.
+# Taps (TF ssd_mobilenet_v1 feature extractor): Conv2d_11_pointwise (512 ch,
+# stride 16) and Conv2d_13_pointwise (1024 ch, stride 32) = our stage 3 and
+# stage 4 outputs; V1 has no expansion layers.
+# [V2] Table 6: 22.2 mAP, 5.1M params, 1.3B MAdds.
+_base_ = './_base_/ssdlite_coco.py'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mobilenet_mm.MobileNetV1',
+        out_indices=(3, 4),
+        norm_cfg={{_base_.norm_cfg}}),
+    # in_channels == the backbone's out_channels
+    neck=dict(in_channels=(512, 1024)),
+    bbox_head=dict(in_channels=(512, 1024, 512, 256, 256, 128)))

@@ -1,0 +1,16 @@
+# SSDLite + MobileNetV2 at 320x320 on COCO 2017.
+# Taps: layer_15/expansion_output (576 ch, stride 16; the expansion of the
+# first block of the last stage) and the final 1x1 conv (1280 ch, stride 32).
+# [V2] Table 6: 22.1 mAP, 4.3M params, 0.8B MAdds.
+_base_ = './_base_/ssdlite_coco.py'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mobilenet_mm.MobileNetV2',
+        out_indices=(3, 4),
+        out_types=('expansion', 'output'),
+        norm_cfg={{_base_.norm_cfg}}),
+    # in_channels == the backbone's out_channels
+    neck=dict(in_channels=(576, 1280)),
+    bbox_head=dict(in_channels=(576, 1280, 512, 256, 256, 128)))

@@ -1,0 +1,152 @@
+"""SSDLite box and class predictors ([V2] section 6.2, [V3] section 6.2).
+
+On each of the six maps, a class predictor and a box predictor, each a
+"separable" conv: 3x3 depthwise + BN + ReLU6, then a 1x1 conv with bias and
+no norm (TF ``ConvolutionalBoxPredictor(use_depthwise=True)``, torchvision
+``SSDLiteHead``). mmdet's ``SSDHead(use_depthwise=True, stacked_convs=0)``
+builds exactly these layers, so this class keeps its layers and target
+assignment and changes:
+
+* the loss: softmax cross-entropy over ``num_classes + 1`` (background
+  last) with SSD hard negative mining at ``train_cfg.neg_pos_ratio`` (3:1),
+  smooth-L1 box loss, both built from ``loss_cls`` / ``loss_bbox`` configs
+  like every mmdet anchor head. mmdet 3.3.0's ``SSDHead`` never builds
+  ``self.loss_cls``, and ``BaseDenseHead`` reads it when predicting: that
+  is its ``'SSDHead' object has no attribute 'loss_cls'`` crash;
+* the anchors: :class:`SSDLiteAnchorGenerator` (TF layout, 3 boxes on the
+  first map, 6 on the others, scales 0.2-0.95);
+* the initialisation: normal, std 0.03 (TF release and torchvision).
+"""
+from typing import Optional, Sequence, Tuple
+
+from mmdet.models.dense_heads import SSDHead
+from mmdet.registry import MODELS as MMDET_MODELS
+from torch import Tensor
+
+from ...registry import MODELS
+from ..necks.ssdlite_neck import SSDLITE_NORM, init_convs_normal
+
+
+@MODELS.register_module()
+class SSDLiteHead(SSDHead):
+    """SSDLite head: separable predictors, SSD anchors, hard negatives.
+
+    Registered as ``mobilenet_mm.SSDLiteHead``; mmdet has no class of that
+    name, and configs name it with our scope so nothing can shadow it.
+
+    Args:
+        num_classes: object classes (background excluded).
+        in_channels: channels of the six maps (an ``SSDLiteNeck``'s
+            ``out_channels``).
+        norm_cfg / act_cfg: of the depthwise convs.
+        anchor_generator: must give ``num_base_priors`` per map.
+        bbox_coder: TF's ``faster_rcnn_box_coder`` scales (10, 10, 5, 5) are
+            stds (0.1, 0.1, 0.2, 0.2).
+        loss_cls: a softmax classification loss that can return per-anchor
+            losses (``reduction_override='none'``); hard negative mining
+            ranks negatives by it.
+        loss_bbox: box regression loss (smooth L1, beta 1 in TF).
+        reg_decoded_bbox: regress decoded boxes (for IoU losses).
+        train_cfg: mmdet anchor-head training config; needs
+            ``neg_pos_ratio``.
+        test_cfg: mmdet dense-head test config (nms, score_thr, ...).
+        init_std: std of the normal initialisation of every conv.
+    """
+
+    def __init__(self,
+                 num_classes: int = 80,
+                 in_channels: Sequence[int] = (672, 960, 512, 256, 256, 128),
+                 norm_cfg: Optional[dict] = SSDLITE_NORM,
+                 act_cfg: Optional[dict] = dict(type='ReLU6'),
+                 anchor_generator: dict = dict(
+                     type='mobilenet_mm.SSDLiteAnchorGenerator',
+                     input_size=320),
+                 bbox_coder: dict = dict(
+                     type='DeltaXYWHBBoxCoder',
+                     target_means=[0., 0., 0., 0.],
+                     target_stds=[0.1, 0.1, 0.2, 0.2]),
+                 loss_cls: dict = dict(
+                     type='CrossEntropyLoss', use_sigmoid=False,
+                     loss_weight=1.0),
+                 loss_bbox: dict = dict(
+                     type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
+                 reg_decoded_bbox: bool = False,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_std: float = 0.03) -> None:
+        if loss_cls.get('use_sigmoid', False):
+            raise ValueError(
+                'SSDLiteHead: loss_cls must be a softmax loss '
+                '(use_sigmoid=False): hard negative mining needs the '
+                'background class')
+        if train_cfg is not None:
+            if 'neg_pos_ratio' not in train_cfg:
+                raise ValueError('SSDLiteHead: train_cfg needs neg_pos_ratio '
+                                 '(3 in SSD and SSDLite)')
+            if 'smoothl1_beta' in train_cfg:
+                raise ValueError(
+                    'SSDLiteHead: train_cfg.smoothl1_beta (mmdet SSDHead) is '
+                    "not read here; set loss_bbox=dict(type='SmoothL1Loss', "
+                    'beta=...) instead')
+        in_channels = tuple(in_channels)
+        super().__init__(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            stacked_convs=0,
+            use_depthwise=True,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            anchor_generator=anchor_generator,
+            bbox_coder=bbox_coder,
+            reg_decoded_bbox=reg_decoded_bbox,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            init_cfg=None)
+        if len(self.num_base_priors) != len(in_channels):
+            raise ValueError(
+                f'SSDLiteHead: {len(in_channels)} input maps but the anchor '
+                f'generator lays out {len(self.num_base_priors)}')
+        # Built here (not by SSDHead): BaseDenseHead.predict_by_feat reads
+        # self.loss_cls, and the losses below use both.
+        self.loss_cls = MMDET_MODELS.build(loss_cls)
+        self.loss_bbox = MMDET_MODELS.build(loss_bbox)
+        self.init_std = init_std
+
+    def init_weights(self) -> None:
+        """Normal(0, init_std) convs, zero biases, BN (1, 0).
+
+        Set here rather than by ``init_cfg``: mmengine initialises the
+        ``ConvModule`` children after the parent's ``init_cfg``, and their
+        Kaiming default would overwrite it.
+        """
+        if self.is_init:
+            return
+        super().init_weights()
+        init_convs_normal(self, self.init_std)
+
+    def loss_by_feat_single(self, cls_score: Tensor, bbox_pred: Tensor,
+                            anchor: Tensor, labels: Tensor,
+                            label_weights: Tensor, bbox_targets: Tensor,
+                            bbox_weights: Tensor,
+                            avg_factor: int) -> Tuple[Tensor, Tensor]:
+        """Losses of one image (all anchors of all maps, concatenated).
+
+        Every positive anchor counts; of the negatives only the
+        ``neg_pos_ratio * num_pos`` with the highest classification loss.
+        Both losses are divided by ``avg_factor`` (the number of positives
+        in the batch), TF's ``normalize_loss_by_num_matches``.
+        """
+        per_anchor = self.loss_cls(
+            cls_score, labels, label_weights, reduction_override='none')
+        positive = (labels >= 0) & (labels < self.num_classes)
+        negative = labels == self.num_classes
+        num_neg = min(self.train_cfg['neg_pos_ratio'] * int(positive.sum()),
+                      int(negative.sum()))
+        hardest_neg, _ = per_anchor[negative].topk(num_neg)
+        loss_cls = (per_anchor[positive].sum() + hardest_neg.sum()) \
+            / avg_factor
+        if self.reg_decoded_bbox:
+            bbox_pred = self.bbox_coder.decode(anchor, bbox_pred)
+        loss_bbox = self.loss_bbox(
+            bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)
+        return loss_cls[None], loss_bbox

@@ -1,0 +1,117 @@
+"""Every detection config builds, its in_channels follow its backbone, and
+the whole detector's params and MAdds match the papers (within 3%).
+
+What is compared (configs/README.md says why):
+
+* SSDLite V1 and V2 ([V2] Table 6): the configs as they are, 80 classes.
+* SSDLite V3 ([V3] Table 6): the class predictors with 90 outputs per box,
+  as TF's released V3 model (COCO's 90 label ids, background encoded as all
+  zeros); our softmax head has num_classes + 1 outputs, so num_classes=89.
+  With 80 classes the V3 rows come out 2-5% below the paper.
+* RetinaNet V4 ([V4] Table 7), 384x384: MAdds as they are; params plus the
+  960->1280 conv of the ImageNet head, which TF Model Garden's backbone
+  keeps (unused) in the model it counts.
+"""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mobilenet_mm  # noqa: F401
+from mobilenet_mm.analysis.complexity import count_madds, count_params
+
+init_default_scope('mmdet')
+from mmdet.registry import MODELS  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', 'ssdlite_*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'retinanet_*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'demo', 'ssdlite*.py')))
+
+# config: (params M, MAdds G, num_classes to count with)
+PAPER = {
+    'ssdlite_v1.py': (5.1, 1.3, 80),
+    'ssdlite_v2.py': (4.3, 0.8, 80),
+    'ssdlite_v3.py': (4.97, 0.62, 89),
+    'ssdlite_v3_large_reduced.py': (3.22, 0.51, 89),
+    'ssdlite_v3_small.py': (2.49, 0.21, 89),
+    'ssdlite_v3_small_reduced.py': (1.77, 0.16, 89),
+    'retinanet_v4_conv_medium.py': (9.79, 5.06, 80),
+    'retinanet_v4_hybrid_medium.py': (11.15, 5.62, 80),
+}
+
+
+def _load(path, num_classes=None):
+    cfg = Config.fromfile(path)
+    if num_classes is not None:
+        cfg.model.bbox_head.num_classes = num_classes
+    return cfg
+
+
+def test_every_issue_config_exists():
+    names = {osp.basename(p) for p in CONFIGS}
+    for arch in ('v1', 'v2', 'v3', 'v3_large_reduced', 'v3_small',
+                 'v3_small_reduced', 'v4_conv_small', 'v4_conv_medium',
+                 'v4_conv_large', 'v4_hybrid_medium', 'v4_hybrid_large'):
+        assert f'ssdlite_{arch}.py' in names
+    assert {'retinanet_v4_conv_medium.py', 'retinanet_v4_hybrid_medium.py',
+            'ssdlite_v3_demo.py'} <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_config_channels_follow_backbone(path):
+    cfg = _load(path)
+    assert cfg.custom_imports['imports'][0] == 'mobilenet_mm'
+    assert cfg.auto_scale_lr['base_batch_size'] > 0
+    backbone = MODELS.build(cfg.model.backbone)
+    neck = MODELS.build(cfg.model.neck)
+    assert tuple(cfg.model.neck.in_channels) == backbone.out_channels
+    size = cfg.get('input_size', 320)
+    with torch.no_grad():
+        feats = neck.eval()(backbone.eval()(torch.zeros(1, 3, size, size)))
+    if cfg.model.bbox_head.type == 'mobilenet_mm.SSDLiteHead':
+        assert tuple(cfg.model.bbox_head.in_channels) == neck.out_channels
+        assert backbone.out_strides == (16, 32)
+        # The six maps are the ones the anchors were laid out for.
+        head = MODELS.build(cfg.model.bbox_head)
+        assert [tuple(f.shape[-2:]) for f in feats] == \
+            head.prior_generator.map_sizes
+    else:
+        assert backbone.out_strides == (8, 16, 32)
+        assert all(f.shape[1] == cfg.model.bbox_head.in_channels
+                   for f in feats)
+        assert len(feats) == 5  # P3-P7
+
+
+def _measure(cfg):
+    detector = MODELS.build(cfg.model)
+    size = cfg.get('input_size', 320)
+    params = count_params(detector)
+    madds = count_madds(detector, torch.zeros(1, 3, size, size),
+                        mode='tensor')
+    return detector, params, madds
+
+
+@pytest.mark.parametrize('name', sorted(PAPER))
+def test_fidelity_to_paper(name):
+    paper_params, paper_madds, num_classes = PAPER[name]
+    cfg = _load(osp.join(ROOT, 'configs', name), num_classes)
+    detector, params, madds = _measure(cfg)
+    if name.startswith('retinanet'):
+        hidden = detector.backbone.arch_spec.classifier.hidden_channels
+        channels = detector.backbone.stage_infos[-1].channels
+        params += channels * hidden + 2 * hidden  # conv + BN, no bias
+    assert params / 1e6 == pytest.approx(paper_params, rel=0.03)
+    assert madds / 1e9 == pytest.approx(paper_madds, rel=0.03)
+
+
+def test_v3_rows_need_tf_class_count():
+    """The reason for num_classes=89 above: at 80 classes V3-Small reduced
+    falls outside 3% of the paper's 1.77M."""
+    cfg = _load(osp.join(ROOT, 'configs', 'ssdlite_v3_small_reduced.py'))
+    _, params, _ = _measure(cfg)
+    assert params / 1e6 < 1.77 * 0.97
