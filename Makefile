@@ -10,10 +10,12 @@ setup:
 	@bash tools/setup_env.sh
 
 test: setup
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	# One intra-op thread: on small shared machines torch's default thread count
+	# makes the tiny training runs of the tests many times slower.
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 demo: setup
-	$(PYTHON) tools/demo.py
+	OMP_NUM_THREADS=1 $(PYTHON) tools/demo.py
 
 clean-venv:
 	rm -rf $(VENV)

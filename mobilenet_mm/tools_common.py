@@ -4,13 +4,25 @@ Bad input from the command line or the config ends in one line on stderr and
 exit status 1 (argparse's usage errors: 2), never a traceback: the checks
 here run before the expensive parts and raise :class:`CLIError` with the
 message; :func:`run_cli` prints it. Each message names the bad value and
-where it came from.
+where it came from. Errors met later (a bad image or label file inside the
+data loader, a NaN loss) are printed the same way by :func:`run_cli`.
+
+Distributed training without a GPU (``--launcher pytorch|slurm|mpi`` on a
+CPU-only machine) is set up here too: :func:`init_cpu_distributed` starts a
+gloo process group and selects :class:`CPUDistributedDataParallel`, which
+runs SyncBN layers as :class:`CPUSyncBatchNorm`.
 """
 import os
 import os.path as osp
+import re
 import sys
 import warnings
 from typing import Callable, Iterable, List, Optional, Sequence
+
+import torch
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.modules.batchnorm import _BatchNorm
 
 # The host library (and registry scope) of each task.
 TASK_SCOPES = {'det': 'mmdet', 'seg': 'mmseg'}
@@ -29,13 +41,43 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int],
     # bury the one line that matters.
     warnings.filterwarnings(
         'ignore', message='pkg_resources is deprecated', category=UserWarning)
-    from mobilenet_mm.utils.checkpoint import CheckpointLoadError
     prog = osp.basename(sys.argv[0]) or 'mobilenet_mm'
     try:
         return main(argv) or 0
-    except (CLIError, CheckpointLoadError) as e:
-        print(f'{prog}: error: {e}', file=sys.stderr)
+    except Exception as e:  # noqa: B902  (re-raised unless a user error)
+        if not isinstance(e, _user_error_types()):
+            raise
+        print(f'{prog}: error: {one_line(e)}', file=sys.stderr)
         return 1
+
+
+def _user_error_types() -> tuple:
+    """Errors whose message says all the user needs: bad command line or
+    config, a checkpoint that cannot be loaded, bad data (image, label,
+    annotation file) and a non-finite loss. Imported here, when an error
+    is being handled, so that the tools start without them."""
+    from mobilenet_mm.datasets.seg_transforms import SegLabelError
+    from mobilenet_mm.engine.nan_guard import NonFiniteLossError
+    from mobilenet_mm.utils.checkpoint import CheckpointLoadError
+    return (CLIError, CheckpointLoadError, NonFiniteLossError, SegLabelError)
+
+
+_WORKER_PREFIX = re.compile(r'^[\w.]+: ')
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as one line.
+
+    An error raised in a data loader worker reaches the main process with
+    torch's wrapper text ("Caught X in DataLoader worker process 0",
+    "Original Traceback ...") in front of it; the original message is the
+    last line, after the exception's qualified name.
+    """
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if 'Original Traceback' in text and lines:
+        return _WORKER_PREFIX.sub('', lines[-1].strip(), count=1)
+    return ' '.join(line.strip() for line in lines)
 
 
 # ------------------------------------------------------------------ config --
@@ -131,15 +173,234 @@ def has_accelerator() -> bool:
 
 def set_launcher(cfg, launcher: str, local_rank: int) -> None:
     """Record the launcher; torchrun passes LOCAL_RANK itself, older
-    launchers pass ``--local_rank``."""
-    if launcher != 'none' and not has_accelerator():
-        # mmengine's init_dist binds each process to a device
-        # (torch.cuda.set_device); on a CPU-only machine it dies deep inside.
-        raise CLIError(f'--launcher {launcher} needs a GPU per process and '
-                       'there is none here; use --launcher none')
+    launchers pass ``--local_rank``. Without a GPU, :func:`build_runner`
+    starts the process group itself (:func:`init_cpu_distributed`)."""
     cfg.launcher = launcher
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+# --------------------------------------------------- distributed on the CPU --
+#
+# mmengine's init_dist binds every process to a GPU (torch.cuda.set_device)
+# and its DDP wrapper passes device_ids=[LOCAL_RANK]; both fail without a
+# GPU. mmengine skips init_dist when a process group exists, so on a CPU-only
+# machine the tools start a gloo group themselves and wrap the model with
+# CPUDistributedDataParallel (no device_ids). torch's SyncBatchNorm has no
+# CPU kernels and DDP refuses it on CPU modules, so that wrapper replaces it
+# with CPUSyncBatchNorm, which synchronises the statistics with gloo.
+
+
+def _env_int(name: str, launcher: str) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        hint = {
+            'pytorch': 'start the tool with torchrun (tools/dist_train.sh)',
+            'slurm': 'start the tool with srun',
+            'mpi': 'start the tool with mpirun'
+        }[launcher]
+        raise CLIError(f'--launcher {launcher}: the environment variable '
+                       f'{name} is not set; {hint}')
+    return int(value)
+
+
+def _cpu_dist_env(launcher: str, port: Optional[int] = None):
+    """(rank, world size) of this process, from the launcher's environment;
+    sets MASTER_ADDR/MASTER_PORT as mmengine's init_dist does."""
+    if launcher == 'pytorch':  # torchrun sets all four
+        rank = _env_int('RANK', launcher)
+        world_size = _env_int('WORLD_SIZE', launcher)
+        for name in ('MASTER_ADDR', 'MASTER_PORT'):
+            if name not in os.environ:
+                raise CLIError(f'--launcher pytorch: the environment '
+                               f'variable {name} is not set; start the tool '
+                               'with torchrun (tools/dist_train.sh)')
+    elif launcher == 'slurm':
+        rank = _env_int('SLURM_PROCID', launcher)
+        world_size = _env_int('SLURM_NTASKS', launcher)
+        os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+        if port is not None:
+            os.environ['MASTER_PORT'] = str(port)
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            import subprocess
+            nodes = os.environ.get('SLURM_NODELIST', '')
+            os.environ['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {nodes} | head -n1')
+    elif launcher == 'mpi':
+        rank = _env_int('OMPI_COMM_WORLD_RANK', launcher)
+        world_size = _env_int('OMPI_COMM_WORLD_SIZE', launcher)
+        os.environ['LOCAL_RANK'] = os.environ.get(
+            'OMPI_COMM_WORLD_LOCAL_RANK', '0')
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            raise CLIError('--launcher mpi: set MASTER_ADDR to the address '
+                           'of the first node')
+    else:
+        raise CLIError(f'unknown launcher {launcher!r}')
+    os.environ['RANK'] = str(rank)
+    os.environ['WORLD_SIZE'] = str(world_size)
+    return rank, world_size
+
+
+def init_cpu_distributed(cfg) -> None:
+    """Start a gloo process group for ``cfg.launcher`` and make the runner
+    wrap the model with :class:`CPUDistributedDataParallel`.
+
+    ``env_cfg.dist_cfg`` gives ``timeout`` (seconds) and, for slurm,
+    ``port``; a ``backend`` other than gloo (mmdet's and mmseg's runtime
+    bases say nccl) is replaced, since gloo is the CPU backend.
+    """
+    import datetime
+
+    import torch.distributed as torch_dist
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    rank, world_size = _cpu_dist_env(cfg.launcher, dist_cfg.get('port'))
+    if dist_cfg.get('backend', 'gloo') != 'gloo' and rank == 0:
+        print(f'--launcher {cfg.launcher}: no GPU here, using the gloo '
+              f"backend on the CPU instead of {dist_cfg['backend']}",
+              file=sys.stderr)
+    dist_cfg['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(
+            backend='gloo',
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=dist_cfg.get('timeout',
+                                                            1800)))
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='CPUDistributedDataParallel',
+            broadcast_buffers=False,  # what mmengine's default wrapper does
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    elif wrapper.get('type', 'MMDistributedDataParallel') in (
+            'MMDistributedDataParallel', 'mmengine.MMDistributedDataParallel'):
+        wrapper['type'] = 'CPUDistributedDataParallel'
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the processes; the gradient is summed the same way (every
+    process's loss depends on every process's share of the statistics)."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        ctx.group = group
+        tensor = tensor.clone()
+        torch.distributed.all_reduce(tensor, group=group)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+class CPUSyncBatchNorm(_BatchNorm):
+    """Synchronized batch norm that runs on the CPU (gloo).
+
+    Same statistics as ``torch.nn.SyncBatchNorm``: mean and variance over
+    the samples of all processes, computed in two passes (sum and count,
+    then the sum of squared deviations), each one all-reduce that autograd
+    follows. Outside distributed training (or in eval mode) it is plain
+    batch norm. Built by :func:`convert_sync_batchnorm_for_cpu`.
+    """
+
+    def __init__(self, *args, process_group=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(
+                f'expected at least 2D input (got {input.dim()}D input)')
+
+    def forward(self, input):
+        dist = torch.distributed
+        if not (self.training and dist.is_initialized()
+                and dist.get_world_size(self.process_group) > 1):
+            return super().forward(input)
+        self._check_input_dim(input)
+        dims = [0] + list(range(2, input.dim()))
+        shape = [1, -1] + [1] * (input.dim() - 2)
+        count = input.new_tensor([input.numel() // input.size(1)])
+        stats = _AllReduceSum.apply(
+            torch.cat([input.sum(dims), count]), self.process_group)
+        total = stats[-1].detach()
+        if total <= 1:
+            raise ValueError('Expected more than 1 value per channel when '
+                             f'training, got {int(total)} over all processes')
+        mean = stats[:-1] / total
+        centered = input - mean.view(shape)
+        var = _AllReduceSum.apply(centered.pow(2).sum(dims),
+                                  self.process_group) / total
+        out = centered * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = (1.0 / float(self.num_batches_tracked)
+                          if self.momentum is None else self.momentum)
+                self.running_mean.mul_(1 - factor).add_(factor * mean)
+                self.running_var.mul_(1 - factor).add_(
+                    factor * var * total / (total - 1))
+        return out
+
+
+def _sync_bn_types() -> tuple:
+    types = [torch.nn.SyncBatchNorm]
+    try:  # mmcv's SyncBN ('MMSyncBN') needs its CUDA ops as well
+        from mmcv.ops import SyncBatchNorm as MMCVSyncBatchNorm
+        types.append(MMCVSyncBatchNorm)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def convert_sync_batchnorm_for_cpu(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace torch's and mmcv's SyncBatchNorm layers of ``module`` with
+    :class:`CPUSyncBatchNorm`, keeping their parameters (the same objects)
+    and buffers. Returns ``module`` or, if it is itself such a layer, its
+    replacement."""
+    if isinstance(module, _sync_bn_types()):
+        new = CPUSyncBatchNorm(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+            process_group=getattr(module, 'process_group', None) or getattr(
+                module, 'group', None))
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean = module.running_mean
+            new.running_var = module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        new_child = convert_sync_batchnorm_for_cpu(child)
+        if new_child is not child:
+            setattr(module, name, new_child)
+    return module
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for models on the CPU: no ``device_ids``
+    (DDP takes them for GPU modules only) and SyncBN layers replaced by
+    :class:`CPUSyncBatchNorm` first (DDP refuses torch's SyncBatchNorm on
+    CPU modules). :func:`init_cpu_distributed` selects it."""
+
+    def __init__(self, module, **kwargs):
+        kwargs['device_ids'] = None  # mmengine passes [LOCAL_RANK]
+        kwargs.pop('output_device', None)
+        super().__init__(
+            module=convert_sync_batchnorm_for_cpu(module), **kwargs)
 
 
 # --------------------------------------------------------------- data paths --
@@ -215,6 +476,16 @@ def check_data_paths(cfg, loaders: Sequence[str],
                                f' ({where}.ann_file)')
 
 
+def check_detection_data(cfg, loaders: Sequence[str]) -> None:
+    """COCO-format annotation files of the given dataloaders (valid JSON,
+    known category and image ids, boxes with width and height >= 0, every
+    annotated category among the config's classes) and the head's
+    ``num_classes``: :func:`mobilenet_mm.datasets.coco_checks.
+    check_detection_config`, whose errors are one-line CLIErrors."""
+    from mobilenet_mm.datasets.coco_checks import check_detection_config
+    check_detection_config(cfg, loaders)
+
+
 # ------------------------------------------------------------- checkpoints --
 
 def _strip_prefix(keys: Iterable[str], prefix: str) -> List[str]:
@@ -284,6 +555,8 @@ def build_runner(cfg, checkpoint: Optional[str] = None,
     # URLs (http://, open-mmlab://...) are left to mmengine's loaders.
     check = bool(checkpoint) and not _is_remote(checkpoint)
     state = read_state_dict(checkpoint, what) if check else None
+    if cfg.get('launcher', 'none') != 'none' and not has_accelerator():
+        init_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     with warnings.catch_warnings(record=True) as caught:

@@ -40,7 +40,8 @@ def main():
     from mobilenet_mm.models.backbones import build_backbone_by_name
     from mobilenet_mm.models.weight_conversion import (
         convert_reference_state_dict, is_own_state_dict, unwrap_state_dict)
-    from mobilenet_mm.utils import atomic_write, load_checkpoint_file
+    from mobilenet_mm.utils import (CheckpointLoadError, atomic_write,
+                                    load_checkpoint_file)
     if os.path.exists(args.dst) and not args.force:
         sys.exit(f'convert_weights: error: {args.dst} exists; pass --force '
                  'to overwrite it')
@@ -52,7 +53,7 @@ def main():
             sys.exit(f'convert_weights: error: {args.src} already uses '
                      'mobilenet_mm key names; nothing to convert')
         converted, dropped = convert_reference_state_dict(state, backbone)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, CheckpointLoadError) as error:
         sys.exit(f'convert_weights: error: {error}')
     buffer = io.BytesIO()
     torch.save(dict(state_dict=converted,

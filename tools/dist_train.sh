@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun:
 #   tools/dist_train.sh CONFIG GPUS [train.py arguments...]
+# GPUS is the number of processes per node, one per GPU; on a machine
+# without a GPU they train on the CPU (gloo backend, SyncBN included, see
+# mobilenet_mm/tools_common.py).
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT (defaults: 1, 0,
 # 127.0.0.1, 29500) on every node. PYTHON picks the interpreter (default:
 # the repo's .venv when present, else python).

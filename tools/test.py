@@ -3,7 +3,7 @@ config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
         [--show] [--show-dir DIR] [--cfg-options KEY=VALUE ...]
-        [--launcher none|pytorch|slurm]
+        [--launcher none|pytorch|slurm|mpi]
 
 ``--out`` pickles the predictions: for detection mmdet's ``DumpDetResults``
 format (one dict per image with ``pred_instances`` bboxes/scores/labels),
@@ -12,14 +12,17 @@ the original size, see ``mobilenet_mm.DumpSegPredictionsHook``).
 ``--show-dir`` writes the painted predictions (detection: under
 ``WORK_DIR/<timestamp>/SHOW_DIR``, as mmdet does; segmentation: under
 ``SHOW_DIR/vis_data``, as mmseg does). A checkpoint whose keys or shapes do
-not fit the model is refused in one line, before testing.
+not fit the model is refused in one line, before testing, and so is a
+broken COCO annotation file. ``--launcher`` without a GPU runs on the CPU
+with the gloo backend.
 """
 import argparse
 import os.path as osp
 import sys
 
 from mobilenet_mm.tools_common import (CLIError, build_runner,
-                                       check_data_paths, check_file,
+                                       check_data_paths,
+                                       check_detection_data, check_file,
                                        detect_task, load_config,
                                        register_host_modules,
                                        resolve_work_dir, run_cli, set_launcher)
@@ -90,6 +93,14 @@ def add_dump(cfg, task: str, out: str) -> None:
         cfg.custom_hooks = hooks
 
 
+def format_only(evaluator) -> bool:
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [
+        evaluator
+    ]
+    return any(
+        isinstance(m, dict) and m.get('format_only') for m in metrics)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
@@ -108,6 +119,9 @@ def main(argv=None) -> int:
     if args.out:
         add_dump(cfg, task, args.out)
     check_data_paths(cfg, ['test_dataloader'], ['test_evaluator'])
+    if task == 'det' and not format_only(cfg.get('test_evaluator')):
+        # format_only runs (COCO test-dev) have image lists, no annotations.
+        check_detection_data(cfg, ['test_dataloader'])
 
     register_host_modules(task)
     runner = build_runner(cfg, args.checkpoint)

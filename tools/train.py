@@ -1,20 +1,28 @@
 """Train a detection (mmdet) or segmentation (mmseg) config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
+        [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
 
 The task is read from the config (``default_scope``, else ``model.type``);
 mobilenet_mm is always imported, so its modules, safe checkpoint loading and
 atomic checkpoint writing are in place. Bad input (missing config, data set
-paths or checkpoints, a checkpoint that does not fit the model) ends with
-one line on stderr and exit status 1.
+paths or checkpoints, a checkpoint that does not fit the model, a broken
+COCO annotation file, a bad image or label met during training) and a NaN
+or infinite loss end with one line on stderr and exit status 1; checkpoints
+already written stay as they are.
+
+Unless the config has its own ``mobilenet_mm.NanGuardHook``, one is added
+(``action='stop'``; ``'skip'`` under mixed precision). ``--launcher
+pytorch|slurm|mpi`` on a machine without a GPU trains on the CPU with the
+gloo backend (SyncBN included).
 """
 import argparse
 import os.path as osp
 import sys
 
 from mobilenet_mm.tools_common import (CLIError, build_runner,
-                                       check_data_paths, detect_task,
+                                       check_data_paths,
+                                       check_detection_data, detect_task,
                                        has_accelerator, load_config,
                                        register_host_modules,
                                        resolve_work_dir, run_cli, set_launcher)
@@ -64,6 +72,22 @@ def use_atomic_checkpoint_hook(cfg) -> None:
     if isinstance(checkpoint, dict) and checkpoint.get('type') in (
             'CheckpointHook', 'mmengine.CheckpointHook'):
         checkpoint['type'] = 'mobilenet_mm.AtomicCheckpointHook'
+
+
+def add_nan_guard(cfg) -> None:
+    """Add a ``mobilenet_mm.NanGuardHook`` unless the config has one:
+    without it a NaN loss silently turns every later checkpoint into NaN
+    weights. It stops training, except under mixed precision, where an
+    fp16 overflow now and then is expected (the loss scaler skips such
+    steps itself): there it skips the step, and stops after 10 in a row."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] ==
+           'NanGuardHook' for h in hooks):
+        return
+    wrapper = str((cfg.get('optim_wrapper') or {}).get('type', ''))
+    action = 'skip' if wrapper.split('.')[-1] == 'AmpOptimWrapper' else 'stop'
+    hooks.append(dict(type='mobilenet_mm.NanGuardHook', action=action))
+    cfg.custom_hooks = hooks
 
 
 def enable_amp(cfg) -> None:
@@ -125,11 +149,14 @@ def main(argv=None) -> int:
         loaders.append('val_dataloader')
         evaluators.append('val_evaluator')
     check_data_paths(cfg, loaders, evaluators)
+    if task == 'det':
+        check_detection_data(cfg, loaders)
     load_from = cfg.get('load_from')
     if load_from and '://' not in load_from and not osp.isfile(load_from):
         raise CLIError(f'load_from checkpoint does not exist: '
                        f'{cfg.load_from}')
     use_atomic_checkpoint_hook(cfg)
+    add_nan_guard(cfg)
 
     register_host_modules(task)
     # A load_from/resume checkpoint must have the model's keys; shapes may

@@ -7,6 +7,7 @@ Importing this package (``import mobilenet_mm`` does) plugs
 from .checkpoint_io import (AtomicCheckpointHook, AtomicLocalBackend,
                             install_checkpoint_io, load_from_local_safe)
 from .hooks import DumpSegPredictionsHook
+from .nan_guard import NanGuardHook, NonFiniteLossError  # noqa: F401
 from .finetune import FinetuneHook, load_for_finetune  # noqa: F401
 
 install_checkpoint_io()
