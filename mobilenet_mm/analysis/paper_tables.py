@@ -124,7 +124,7 @@ TASKS = {row.config: row for row in [
             '[V3] Tab 6'),
     TaskRow('ssdlite_v3', 'COCO mAP', 22.0, _f('4.97'), _f('0.62'),
             '[V3] Tab 6'),
-    TaskRow('ssdlite_v3_reduced', 'COCO mAP', 22.0, _f('3.22'), _f('0.51'),
+    TaskRow('ssdlite_v3_large_reduced', 'COCO mAP', 22.0, _f('3.22'), _f('0.51'),
             '[V3] Tab 6'),
     TaskRow('ssdlite_v3_small', 'COCO mAP', 16.0, _f('2.49'), _f('0.21'),
             '[V3] Tab 6'),
