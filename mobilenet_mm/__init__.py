@@ -6,5 +6,6 @@ Importing the package registers its modules under the registry scope
 from .version import __version__
 from . import models  # noqa: F401,E402  (registers the modules)
 from . import datasets, engine, utils  # noqa: F401,E402
+from . import deploy  # noqa: F401,E402  (registers FuseConvBNHook)
 
 __all__ = ['__version__']

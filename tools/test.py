@@ -44,6 +44,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-dir', help='save the painted predictions in this directory')
     parser.add_argument(
+        '--fuse', action='store_true',
+        help='fold conv + BN into the convs (and drop identity layers) '
+        'after the checkpoint is loaded, for faster inference')
+    parser.add_argument(
         '--wait-time', type=float, default=2, help='--show interval (s)')
     parser.add_argument(
         '--cfg-options',
@@ -113,6 +117,9 @@ def main(argv=None) -> int:
     set_launcher(cfg, args.launcher, args.local_rank)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    if args.fuse:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='mobilenet_mm.FuseConvBNHook')]
     if args.show or args.show_dir:
         enable_visualization(cfg, task, args.show, args.show_dir,
                              args.wait_time)

@@ -8,7 +8,7 @@ per-pair ratios with its inter-quartile spread.
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
@@ -78,5 +78,226 @@ def inference(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
     def run():
         with torch.inference_mode():
             return model(x)
+
+    return run
+
+
+# -- memory ------------------------------------------------------------------
+def _proc_status_kib(field: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_cpu_peak() -> bool:
+    """Return freed heap pages to the OS and restart the peak-RSS counter
+    (Linux ``clear_refs`` 5), so the next peak is this call's own."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: freed pages may stay resident, peaks read low
+    try:
+        with open('/proc/self/clear_refs', 'w') as refs:
+            refs.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_mib(fn: Callable[[], object],
+                    device: str = 'cpu') -> Optional[float]:
+    """Peak memory one call of ``fn`` adds, in MiB; ``None`` where it
+    cannot be measured.
+
+    CUDA: the allocator's peak above what was allocated before. CPU: the
+    process's peak resident set (``VmHWM``) above its resident set before
+    the call, so everything counts: tensors, allocator caches, library
+    workspaces (Python's tracemalloc would see none of torch's buffers).
+    """
+    if device.startswith('cuda'):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    if not _reset_cpu_peak():
+        return None
+    base = _proc_status_kib('VmRSS')
+    fn()
+    peak = _proc_status_kib('VmHWM')
+    if base is None or peak is None:
+        return None
+    return max(0, peak - base) / 1024
+
+
+@dataclass
+class MemoryResult:
+    name: str
+    ours_mib: Optional[float]
+    peer_mib: Optional[float]
+
+    def row(self) -> str:
+        def fmt(value):
+            return 'n/a' if value is None else f'{value:.1f}'
+
+        ratio = ('-' if not self.ours_mib or not self.peer_mib else
+                 f'{self.ours_mib / self.peer_mib:.2f}')
+        return (f'| {self.name} | {fmt(self.ours_mib)} | '
+                f'{fmt(self.peer_mib)} | {ratio} |')
+
+
+MEMORY_HEADER = ('| case | ours peak (MiB) | peer peak (MiB) | ratio |\n'
+                 '|---|---|---|---|')
+
+
+# -- compute efficiency -------------------------------------------------------
+def dense_conv_like(madds: int, channels: int = 128,
+                    device: str = 'cpu') -> Tuple[torch.nn.Module,
+                                                  torch.Tensor, int]:
+    """A dense 3x3 conv (``channels`` in and out, stride 1) on a square map
+    sized so that it does about ``madds`` multiply-adds: the machine's
+    throughput on the best-case MobileNet op for that much work. Returns
+    the conv, its input and its exact MAdds."""
+    per_pixel = 9 * channels * channels
+    side = max(1, round((madds / per_pixel)**0.5))
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1,
+                           bias=False).to(device).eval()
+    x = torch.randn(1, channels, side, side, device=device)
+    return conv, x, per_pixel * side * side
+
+
+@dataclass
+class EfficiencyResult:
+    """Backbone MAdds/s against a dense 3x3 conv of similar work, timed in
+    back-to-back pairs."""
+    name: str
+    madds: int
+    dense_madds: int
+    paired: PairedResult
+
+    def _rate(self, ratio: float) -> float:
+        # (model MAdds / model time) / (dense MAdds / dense time)
+        return self.madds / self.dense_madds / ratio
+
+    def row(self) -> str:
+        p = self.paired
+        model_rate = self.madds / p.ours_ms / 1e6  # GMAdds/s
+        dense_rate = self.dense_madds / p.peer_ms / 1e6
+        return (f'| {self.name} | {self.madds / 1e6:.0f} | {p.ours_ms:.2f} |'
+                f' {model_rate:.1f} | {dense_rate:.1f} | '
+                f'{self._rate(p.ratio):.2f} | {self._rate(p.ratio_q3):.2f}-'
+                f'{self._rate(p.ratio_q1):.2f} |')
+
+
+EFFICIENCY_HEADER = (
+    '| backbone | MAdds (M) | time (ms) | GMAdds/s | dense 3x3 GMAdds/s | '
+    'fraction of dense (median) | fraction IQR |\n'
+    '|---|---|---|---|---|---|---|')
+
+
+# -- closures for the suites -------------------------------------------------
+def synced(fn: Callable[[], object], device: str) -> Callable[[], object]:
+    """``fn`` followed by a device synchronisation (CUDA runs async)."""
+    if not device.startswith('cuda'):
+        return fn
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
+def random_images(batch: int, height: int, width: int,
+                  seed: int = 0) -> List[torch.Tensor]:
+    """uint8 ``(3, H, W)`` images, as mmcv's loader and Resize give them."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                          generator=generator) for _ in range(batch)]
+
+
+def det_batch(images: List[torch.Tensor], num_classes: int = 80,
+              boxes_per_image: int = 0, seed: int = 0) -> dict:
+    """An mmdet data batch of ``images`` (optionally with random ground
+    truth boxes), as a dataloader with ``PackDetInputs`` yields it."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    for image in images:
+        height, width = image.shape[-2:]
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(height, width), ori_shape=(height, width),
+            scale_factor=(1., 1.), pad_shape=(height, width)))
+        if boxes_per_image:
+            corner = torch.rand(boxes_per_image, 2, generator=generator)
+            size = torch.rand(boxes_per_image, 2, generator=generator)
+            x1y1 = corner * 0.7
+            x2y2 = torch.minimum(x1y1 + 0.05 + size * 0.4, torch.ones(1))
+            scale = torch.tensor([width, height] * 2, dtype=torch.float32)
+            sample.gt_instances = InstanceData(
+                bboxes=torch.cat([x1y1, x2y2], 1) * scale,
+                labels=torch.randint(0, num_classes, (boxes_per_image, ),
+                                     generator=generator))
+        samples.append(sample)
+    return dict(inputs=images, data_samples=samples)
+
+
+def seg_batch(images: List[torch.Tensor]) -> dict:
+    """An mmseg data batch of ``images`` (no labels), as ``PackSegInputs``
+    yields it."""
+    from mmseg.structures import SegDataSample
+    samples = []
+    for image in images:
+        shape = tuple(image.shape[-2:])
+        samples.append(SegDataSample(metainfo=dict(
+            img_shape=shape, ori_shape=shape, pad_shape=shape)))
+    return dict(inputs=images, data_samples=samples)
+
+
+def seg_train_batch(images: List[torch.Tensor], num_classes: int,
+                    seed: int = 0) -> dict:
+    """An mmseg training batch: random label maps of ``num_classes``."""
+    from mmengine.structures import PixelData
+    data = seg_batch(images)
+    generator = torch.Generator().manual_seed(seed)
+    for image, sample in zip(images, data['data_samples']):
+        labels = torch.randint(0, num_classes, (1, *image.shape[-2:]),
+                               generator=generator)
+        sample.gt_sem_seg = PixelData(data=labels)
+    return data
+
+
+def predict_step_fn(model: torch.nn.Module,
+                    data: dict) -> Callable[[], object]:
+    """Pre-processing + prediction (boxes after NMS, or label maps) under
+    ``no_grad``, as mmengine's test loop runs it."""
+    model.eval()
+
+    def run():
+        with torch.no_grad():
+            return model.test_step(data)
+
+    return run
+
+
+def train_step_fn(model: torch.nn.Module, optim_wrapper,
+                  data: dict) -> Callable[[], object]:
+    """One training iteration: pre-processing, forward, loss, backward,
+    optimizer step (mmengine's ``train_step``)."""
+    model.train()
+
+    def run():
+        return model.train_step(data, optim_wrapper)
 
     return run

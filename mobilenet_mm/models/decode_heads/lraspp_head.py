@@ -60,12 +60,14 @@ def relative_avg_pool(x: torch.Tensor, kernel: Tuple[float, float],
     geometry gives 1x4 cells from a 16x32 to a 64x128 map); a kernel of
     ``(1, 1)`` is global pooling.
     """
-    size = x.shape[-2:]
+    # Plain ints: while ONNX export traces, shape entries are tensors,
+    # which round() rejects; the graph fixes the input size anyway.
+    size = [int(n) for n in x.shape[-2:]]
     # Without the epsilon, float noise (0.3 * 100 = 30.000000000000004)
     # would round a whole-pixel kernel up by one.
     kernel_px = [min(n, max(1, math.ceil(k * n - 1e-6)))
                  for k, n in zip(kernel, size)]
-    if kernel_px == list(size):
+    if kernel_px == size:
         return x.mean((2, 3), keepdim=True)
     stride_px = [max(1, round(s * n)) for s, n in zip(stride, size)]
     return F.avg_pool2d(x, kernel_px, stride_px)

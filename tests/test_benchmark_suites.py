@@ -1,0 +1,153 @@
+"""Smoke runs of every benchmark suite and of the GPU check's CPU path, with
+tiny repeats and inputs. They check that each path runs and prints its
+rows; timings are never asserted."""
+import importlib.util
+import os.path as osp
+import re
+import sys
+
+import pytest
+import torch
+
+from mobilenet_mm.analysis.benchmark import (PairedResult, dense_conv_like,
+                                             peak_memory_mib)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(ROOT, 'tools', 'analysis')
+# | case | ours | peer | ratio | q1-q3 | target | status |
+RATIO_ROW = re.compile(r'^\| (?P<name>[^|]+) \| [\d.]+ \| [\d.]+ \| '
+                       r'(?P<ratio>[\d.]+) \| [\d.]+-[\d.]+ \| '
+                       r'(?P<target>[^|]+) \| (?P<status>met|MISSED|-) \|$',
+                       re.M)
+QUICK = ['--repeats', '2', '--heavy-repeats', '1', '--warmup', '0']
+
+
+def _load(name):
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)  # gpu_check imports benchmark
+    spec = importlib.util.spec_from_file_location(
+        f'{name}_tool', osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_benchmark(argv, capsys):
+    _load('benchmark').main(argv)
+    return capsys.readouterr().out
+
+
+def ratio_rows(text):
+    return list(RATIO_ROW.finditer(text))
+
+
+def test_ssdlite_suite_prints_targets_and_markdown(tmp_path, capsys):
+    markdown = str(tmp_path / 'perf.md')
+    out = run_benchmark(['--suite', 'ssdlite', '--det-configs',
+                         'configs/ssdlite_v3.py', '--det-batches', '1',
+                         '--markdown', markdown] + QUICK, capsys)
+    rows = ratio_rows(out)
+    assert [r['name'] for r in rows] == [
+        'ssdlite_v3 vs torchvision, batch 1',
+        'ssdlite_v3 fused vs torchvision, batch 1']
+    # Unfused and fused cases carry their own targets, met or MISSED.
+    assert [r['target'] for r in rows] == ['<= 1.00', '<= 0.85']
+    for row in rows:
+        expected = 'met' if float(row['ratio']) <= float(
+            row['target'][3:]) else 'MISSED'
+        assert row['status'] == expected
+    assert 'Peak memory' in out
+    text = open(markdown).read()
+    assert '`device: ' in text and '`command: python tools/analysis/' \
+        'benchmark.py --suite ssdlite' in text
+    assert len(ratio_rows(text)) == 2 and '| case | ours peak (MiB)' in text
+
+
+def test_train_suite(capsys):
+    out = run_benchmark(['--suite', 'ssdlite-train', '--train-batch', '2']
+                        + QUICK, capsys)
+    rows = ratio_rows(out)
+    assert len(rows) == 1 and rows[0]['target'] == '<= 1.00'
+    assert 'mmdet ssdlite_mobilenetv2' in rows[0]['name']
+    assert '(training iteration)' in out
+
+
+def test_lraspp_suite(capsys):
+    # mmseg's head pools with a fixed 49x49 kernel at 1/8: >= 392 pixels.
+    out = run_benchmark(['--suite', 'lraspp', '--seg-size', '400x400',
+                         '--no-memory'] + QUICK, capsys)
+    rows = ratio_rows(out)
+    assert len(rows) == 1 and rows[0]['status'] == '-'
+    assert 'ratio ours/mmseg' in out and 'Peak memory' not in out
+
+
+def test_onnx_and_madds_suites(capsys):
+    out = run_benchmark(['--suite', 'onnx', 'madds', '--onnx-configs',
+                         'configs/ssdlite_v3_small.py', '--madds-archs',
+                         'v3_small', '--madds-size', '96x96'] + QUICK, capsys)
+    assert [r['name'] for r in ratio_rows(out)] == ['ssdlite_v3_small, '
+                                                    '320x320']
+    madds = re.search(r'^\| v3_small \| (\d+) \| [\d.]+ \| [\d.]+ \| '
+                      r'[\d.]+ \| ([\d.]+) \|', out, re.M)
+    assert madds and int(madds[1]) > 0 and float(madds[2]) > 0
+    assert '(onnxruntime vs PyTorch)' in out
+
+
+def test_backbone_suite_still_works(capsys):
+    out = run_benchmark(['--suite', 'backbones', '--arch', 'v3_small',
+                         '--sizes', '64x64'] + QUICK, capsys)
+    rows = ratio_rows(out)
+    assert len(rows) == 1 and rows[0]['target'] == '<= 1.05'
+
+
+def test_bad_input_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_benchmark(['--suite', 'ssdlite', '--det-configs',
+                       'configs/missing.py'], capsys)
+    assert 'config file not found: configs/missing.py' in str(
+        exit_info.value)
+    with pytest.raises(SystemExit):
+        run_benchmark(['--suite', 'madds', '--madds-archs', 'v9'], capsys)
+
+
+def test_missed_target_is_shown_with_its_figure():
+    result = PairedResult('case', 2., 1., 1.234, 1.2, 1.3, target=1.0)
+    assert result.row().endswith('| 1.234 | 1.200-1.300 | <= 1.00 | MISSED |')
+    assert PairedResult('case', 1., 1., 0.8, 0.7, 0.9, 0.85).meets_target
+
+
+def test_peak_memory_sees_a_buffer():
+    size_mib = 64
+
+    def allocate():
+        buffer = torch.ones(size_mib * 2**20 // 4)  # touched: resident
+        return float(buffer[-1])
+
+    allocate()
+    peak = peak_memory_mib(allocate)
+    if peak is None:
+        pytest.skip('no /proc/self/clear_refs here')
+    assert size_mib * 0.9 <= peak <= size_mib * 3
+
+
+def test_dense_conv_matches_requested_work():
+    from mobilenet_mm.analysis import count_madds
+    conv, x, madds = dense_conv_like(200e6)
+    assert madds == count_madds(conv, x)
+    assert abs(madds - 200e6) / 200e6 < 0.05
+
+
+def test_gpu_check_without_cuda_and_dry_run(capsys, monkeypatch):
+    gpu_check = _load('gpu_check')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert gpu_check.main([]) == 1
+    captured = capsys.readouterr()
+    assert 'no CUDA device here' in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert gpu_check.main(['--cpu-dry-run']) == 0
+    out = capsys.readouterr().out
+    assert 'CPU DRY RUN' in out
+    rows = re.findall(r'^\| (\S+) vs (\S+) \| 2 \| \d+x\d+ \| ([\d.]+) \| '
+                      r'([\d.]+) \|', out, re.M)
+    assert [r[0] for r in rows] == ['ssdlite_v3',
+                                    'lraspp_v3_large_cityscapes']
