@@ -19,6 +19,15 @@ from mobilenet_mm.models.necks import SeparableConv2d, SSDLiteNeck
 
 init_default_scope('mmdet')
 
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """mmdet's registries resolve bare names (DeltaXYWHBBoxCoder, ...) in
+    the current default scope, which tests of other files switch to mmseg."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
 TRAIN_CFG = dict(
     assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                   min_pos_iou=0., ignore_iof_thr=-1, gt_max_assign_all=False),
