@@ -49,6 +49,21 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int],
             raise
         print(f'{prog}: error: {one_line(e)}', file=sys.stderr)
         return 1
+    finally:
+        destroy_process_group()
+
+
+def destroy_process_group() -> None:
+    """Shut the default process group down, if one was started.
+
+    Gloo's worker threads must stop while the interpreter is still alive: a
+    process that exits with the group up can abort at finalisation
+    (SIGABRT, "terminate called without an active exception"), which turns
+    a finished distributed run into a failed one.
+    """
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 def _user_error_types() -> tuple:

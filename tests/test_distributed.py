@@ -178,6 +178,8 @@ SYNC_BN_SCRIPT = textwrap.dedent('''
                                    atol=1e-5, msg=lambda m: f'{name}: {m}')
     assert int(sync.num_batches_tracked) == 1
     print(f'rank {rank} ok', flush=True)
+    # Exiting with the gloo group up can abort the process at finalisation.
+    dist.destroy_process_group()
 ''')
 
 
@@ -270,3 +272,24 @@ def test_slurm_launcher_on_the_cpu(seg_config, tmp_path):
     assert 'Distributed launcher: slurm' in outputs[0]
     assert 'GPU number: 2' in outputs[0]  # mmengine's name for world size
     assert state_dict(work / 'iter_2.pth')
+
+
+@pytest.mark.parametrize('fails', [False, True])
+def test_run_cli_shuts_the_process_group_down(tmp_path, fails):
+    """A process that exits with its gloo group up can abort at interpreter
+    finalisation; the tools' wrapper destroys the group on every way out."""
+    import torch.distributed as dist
+
+    from mobilenet_mm.tools_common import CLIError, run_cli
+
+    def main(argv):
+        dist.init_process_group(
+            'gloo', init_method=f'file://{tmp_path / "rendezvous"}',
+            rank=0, world_size=1)
+        assert dist.is_initialized()
+        if fails:
+            raise CLIError('bad flag')
+        return 0
+
+    assert run_cli(main, []) == (1 if fails else 0)
+    assert not dist.is_initialized()
