@@ -194,6 +194,72 @@ def test_mmdet_ssdhead_predict_crash_is_fixed():
     assert result.labels.max() < 80
 
 
+def _head_outputs(head, temperature):
+    """Class scores and box deltas on the six 320x320 maps; a larger
+    ``temperature`` makes the softmax peakier, so that ``score_thr``
+    really cuts."""
+    torch.manual_seed(3)
+    cls_scores, bbox_preds = [], []
+    for size, boxes in zip((20, 10, 5, 3, 2, 1), head.num_base_priors):
+        cls_scores.append(
+            torch.randn(1, boxes * head.cls_out_channels, size, size) *
+            temperature)
+        bbox_preds.append(torch.randn(1, boxes * 4, size, size))
+    return cls_scores, bbox_preds
+
+
+@pytest.mark.parametrize('nms_pre,score_thr,temperature,with_nms', [
+    (1000, 0.001, 1.0, True),   # the configs' setting, every score passes
+    (1000, 0.001, 1.0, False),  # the candidates themselves, in order
+    (50, 0.05, 4.0, True),      # the threshold and the top-k both cut
+    (50, 0.05, 4.0, False),
+])
+def test_topk_selection_keeps_mmdets_detections(nms_pre, score_thr,
+                                                temperature, with_nms):
+    """SSDLiteHead's partial top-k picks the candidates mmdet's
+    BaseDenseHead picks with its full sort: same boxes, scores, labels."""
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    head = _head().eval()
+    cfg = ConfigDict(TEST_CFG, nms_pre=nms_pre, score_thr=score_thr)
+    cls_scores, bbox_preds = _head_outputs(head, temperature)
+    priors = head.prior_generator.grid_priors(
+        [c.shape[-2:] for c in cls_scores], device='cpu')
+    meta = dict(img_shape=(320, 320), ori_shape=(480, 400),
+                scale_factor=(320 / 400, 320 / 480))
+    args = ([c[0] for c in cls_scores], [b[0] for b in bbox_preds],
+            [None] * len(cls_scores), priors, meta, cfg)
+    ours = head._predict_by_feat_single(*args, rescale=True,
+                                        with_nms=with_nms)
+    reference = BaseDenseHead._predict_by_feat_single(
+        head, *args, rescale=True, with_nms=with_nms)
+    assert len(ours) > 0
+    if with_nms:
+        assert len(ours) <= cfg.max_per_img
+    else:
+        assert len(ours) < nms_pre * len(cls_scores)  # the threshold cut
+    assert ours.scores.min() > score_thr
+    torch.testing.assert_close(ours.bboxes, reference.bboxes)
+    torch.testing.assert_close(ours.scores, reference.scores)
+    assert torch.equal(ours.labels, reference.labels)
+
+
+def test_topk_selection_without_nms_pre_keeps_every_candidate():
+    head = _head().eval()
+    cfg = ConfigDict(TEST_CFG, nms_pre=-1, score_thr=0.05)
+    cls_scores, bbox_preds = _head_outputs(head, 4.0)
+    priors = head.prior_generator.grid_priors(
+        [c.shape[-2:] for c in cls_scores], device='cpu')
+    meta = dict(img_shape=(320, 320), ori_shape=(320, 320),
+                scale_factor=(1., 1.))
+    ours = head._predict_by_feat_single(
+        [c[0] for c in cls_scores], [b[0] for b in bbox_preds],
+        [None] * len(cls_scores), priors, meta, cfg, with_nms=False)
+    expected = sum(
+        int((c[0].permute(1, 2, 0).reshape(-1, 81).softmax(-1)[:, :80] >
+             0.05).sum()) for c in cls_scores)
+    assert len(ours) == expected
+
+
 def test_hard_negative_mining_keeps_three_negatives_per_positive():
     head = _head(num_classes=2)
     n = 20

@@ -15,12 +15,17 @@ assignment and changes:
   is its ``'SSDHead' object has no attribute 'loss_cls'`` crash;
 * the anchors: :class:`SSDLiteAnchorGenerator` (TF layout, 3 boxes on the
   first map, 6 on the others, scales 0.2-0.95);
-* the initialisation: normal, std 0.03 (TF release and torchvision).
+* the initialisation: normal, std 0.03 (TF release and torchvision);
+* the candidate selection when predicting: a partial top-k instead of a
+  full sort (same detections, see :meth:`_predict_by_feat_single`).
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+import torch
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmdet.structures.bbox import cat_boxes
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ...registry import MODELS
@@ -150,3 +155,64 @@ class SSDLiteHead(SSDHead):
         loss_bbox = self.loss_bbox(
             bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)
         return loss_cls[None], loss_bbox
+
+    def _predict_by_feat_single(self,
+                                cls_score_list: List[Tensor],
+                                bbox_pred_list: List[Tensor],
+                                score_factor_list: List[Optional[Tensor]],
+                                mlvl_priors: List[Tensor],
+                                img_meta: dict,
+                                cfg=None,
+                                rescale: bool = False,
+                                with_nms: bool = True) -> InstanceData:
+        """Detections of one image.
+
+        On each map, the ``nms_pre`` highest (anchor, class) scores above
+        ``score_thr`` are kept and their boxes decoded; then mmdet's own
+        post-processing (``min_bbox_size``, rescale, NMS, ``max_per_img``).
+        The candidates are those mmdet's ``BaseDenseHead`` keeps, but mmdet
+        fully sorts every score above the threshold (about 100k per map at
+        320x320 with 80 classes, nearly all of them while scores are low)
+        and deep-copies the test config per image; a partial top-k does the
+        same selection in a fraction of the time. ``nms_pre <= 0`` keeps
+        every candidate.
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        nms_pre = cfg.get('nms_pre', -1)
+        score_thr = cfg.get('score_thr', 0)
+        num_classes = self.num_classes
+        mlvl_deltas, mlvl_kept_priors, mlvl_scores, mlvl_labels = \
+            [], [], [], []
+        for cls_score, bbox_pred, priors in zip(cls_score_list,
+                                                bbox_pred_list, mlvl_priors):
+            deltas = bbox_pred.permute(1, 2, 0).reshape(
+                -1, self.bbox_coder.encode_size)
+            logits = cls_score.permute(1, 2, 0).reshape(
+                -1, self.cls_out_channels)
+            if self.use_sigmoid_cls:
+                scores = logits.sigmoid()
+            else:  # background is the last class
+                scores = logits.softmax(-1)[:, :num_classes]
+            scores = scores.reshape(-1)
+            num_keep = scores.numel() if nms_pre <= 0 else min(
+                nms_pre, scores.numel())
+            # Top-k first, then the threshold: the same set as mmdet's
+            # threshold-then-top-k, since thresholding keeps the order.
+            scores, flat_idxs = scores.topk(num_keep)
+            above = scores > score_thr
+            scores, flat_idxs = scores[above], flat_idxs[above]
+            anchor_idxs = torch.div(flat_idxs, num_classes,
+                                    rounding_mode='floor')
+            mlvl_scores.append(scores)
+            mlvl_labels.append(flat_idxs - anchor_idxs * num_classes)
+            mlvl_deltas.append(deltas[anchor_idxs])
+            mlvl_kept_priors.append(priors[anchor_idxs])
+        results = InstanceData()
+        results.bboxes = self.bbox_coder.decode(
+            cat_boxes(mlvl_kept_priors), torch.cat(mlvl_deltas),
+            max_shape=img_meta['img_shape'])
+        results.scores = torch.cat(mlvl_scores)
+        results.labels = torch.cat(mlvl_labels)
+        return self._bbox_post_process(
+            results=results, cfg=cfg, rescale=rescale, with_nms=with_nms,
+            img_meta=img_meta)
