@@ -327,9 +327,12 @@ class MultiQueryAttention(nn.Module):
         value = self.value(x).flatten(2).transpose(
             1, 2).unsqueeze(1).contiguous()
         out = F.scaled_dot_product_attention(query, key, value)
-        out = out.transpose(1, 2).reshape(batch, height, width,
-                                          self.num_heads * self.value_dim)
-        return self.output(out.permute(0, 3, 1, 2))
+        # Back to contiguous NCHW (head-major channels). A permuted view
+        # would be channels-last: the convs after it keep that layout, and
+        # some CPU kernels (GELU) run it many times slower.
+        out = out.transpose(-1, -2).reshape(
+            batch, self.num_heads * self.value_dim, height, width)
+        return self.output(out)
 
 
 class MobileMQA(ResidualBlock):
