@@ -166,6 +166,7 @@ def test_det_train_resume_test(det_cfg, tmp_path):
     proc = run_tool(TEST, det_cfg, work / 'iter_6.pth', '--work-dir',
                     tmp_path / 'test', '--out', out, '--show-dir', 'painted')
     assert_ok(proc)
+    plain_log = proc.stdout
     assert re.search(r'coco/bbox_mAP: [\d.]+',
                      proc.stdout), proc.stdout[-2000:]
     preds = load_pickle(out)
@@ -175,6 +176,24 @@ def test_det_train_resume_test(det_cfg, tmp_path):
     painted = [f for _, _, files in os.walk(tmp_path / 'test')
                for f in files if f.endswith('.jpg')]
     assert len(painted) == 4
+
+    # --fuse folds the BNs after the checkpoint is loaded: same detections.
+    fused_out = tmp_path / 'fused.pkl'
+    proc = run_tool(TEST, det_cfg, work / 'iter_6.pth', '--work-dir',
+                    tmp_path / 'test_fused', '--out', fused_out, '--fuse')
+    assert_ok(proc)
+    assert re.search(r'FuseConvBNHook: folded [1-9]\d* batch norms',
+                     proc.stdout + proc.stderr)
+    metric = re.compile(r'bbox_mAP_copypaste: [-\d. ]+')
+    assert metric.search(proc.stdout).group() == metric.search(
+        plain_log).group()
+    # Sorted scores: float noise may swap two near-equal detections.
+    for plain, fused in zip(preds, load_pickle(fused_out)):
+        plain, fused = plain['pred_instances'], fused['pred_instances']
+        assert len(plain['scores']) == len(fused['scores']) > 0
+        torch.testing.assert_close(fused['scores'].sort().values,
+                                   plain['scores'].sort().values,
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_seg_train_resume_test(seg_cfg, tmp_path):
