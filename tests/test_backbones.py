@@ -331,3 +331,24 @@ def test_madds_counter_counts_attention():
     for handle in handles:
         handle.remove()
     assert count_madds(model, x) > convs_only
+
+
+def test_madds_counter_counts_resizes_only_on_request():
+    import torch.nn.functional as F
+
+    class Upsampler(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 5, 1)
+
+        def forward(self, x):
+            x = self.conv(x)  # 5 x 4 x 6 x 3 MAdds
+            x = F.interpolate(x, scale_factor=2, mode='bilinear')
+            return F.interpolate(x, size=(16, 24), mode='nearest')
+
+    x = torch.zeros(2, 3, 4, 6)
+    convs = 2 * 5 * 4 * 6 * 3
+    assert count_madds(Upsampler(), x) == convs
+    # Bilinear: 4 per output value; nearest: none.
+    assert count_madds(Upsampler(), x, include_resize=True) == \
+        convs + 4 * 2 * 5 * 8 * 12

@@ -1,3 +1,4 @@
-from .complexity import count_madds, count_params
+from .complexity import (count_madds, count_params, resize_madds,
+                         segmentor_madds)
 
-__all__ = ['count_madds', 'count_params']
+__all__ = ['count_madds', 'count_params', 'resize_madds', 'segmentor_madds']

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .complexity import count_madds, count_params
+from .complexity import count_madds, count_params, segmentor_madds
 from .paper_tables import CLASSIFIERS, TASKS, find_classifier_row
 
 
@@ -122,7 +122,14 @@ def config_stats(config_path: str,
     height, width = shape or config_input_shape(cfg)
     image = torch.zeros(1, 3, height, width)
     name = os.path.splitext(os.path.basename(config_path))[0]
+    paper = TASKS.get(name)
+    # The paper's MAdds hold at the config's own input size only.
+    paper_madds_apply = paper is not None and (
+        shape is None or tuple(shape) == config_input_shape(cfg))
+    # Segmentors: [V3] Table 7's convention, up to full-resolution logits.
+    madds = segmentor_madds(model, image) if hasattr(
+        model, 'decode_head') else count_madds(model, image, mode='tensor')
     return dict(config=name, shape=(height, width),
-                params=count_params(model),
-                madds=count_madds(model, image, mode='tensor'),
-                paper=TASKS.get(name))
+                params=count_params(model), madds=madds, paper=paper,
+                paper_madds=(paper.madds_g.value if paper_madds_apply
+                             else None))

@@ -55,9 +55,12 @@ def main():
                   f"{stats['params'] / 1e6:.3f} | "
                   f"{paper.params_m.value if paper else '-'} | "
                   f"{stats['madds'] / 1e9:.3f} | "
-                  f"{paper.madds_g.value if paper else '-'} | "
+                  f"{stats['paper_madds'] or '-'} | "
                   f"{paper.score if paper else '-'} | "
                   f"{paper.source if paper else 'ours'} |")
+            if paper and stats['paper_madds'] is None:
+                print(f'note: the paper gives MAdds at the config\'s own '
+                      f'input size, not at {height}x{width}')
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f'model_stats: error: {error}')
 
