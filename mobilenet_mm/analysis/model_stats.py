@@ -113,11 +113,17 @@ def config_input_shape(cfg) -> Tuple[int, int]:
 
 
 def config_stats(config_path: str,
-                 shape: Optional[Tuple[int, int]] = None) -> Dict:
+                 shape: Optional[Tuple[int, int]] = None,
+                 cfg_options: Optional[Dict] = None) -> Dict:
+    """Params and MAdds of a config's whole model at ``shape`` (default:
+    its test Resize), after ``cfg_options`` overrides, with the paper's
+    figures where one exists."""
     from mmengine.config import Config
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f'config file not found: {config_path}')
     cfg = Config.fromfile(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     model = build_model_from_config(cfg)
     height, width = shape or config_input_shape(cfg)
     image = torch.zeros(1, 3, height, width)

@@ -4,12 +4,14 @@
     python tools/analysis/model_stats.py --arch v3_large [--widen-factor 0.75]
     python tools/analysis/model_stats.py --all-archs      # README table
     python tools/analysis/model_stats.py configs/ssdlite_v3.py [--shape H W]
+        [--cfg-options model.bbox_head.num_classes=89]
 """
 import argparse
 import sys
 
 
 def parse_args():
+    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', help='detection/segmentation '
                         'config: whole-model stats at its test input size')
@@ -20,6 +22,9 @@ def parse_args():
                         help='ImageNet input size (default: the paper\'s)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size for CONFIG (default: test Resize)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override CONFIG settings, key=value (e.g. '
+                        'the class count a paper counted with)')
     parser.add_argument('--all-archs', action='store_true',
                         help='every row of the papers\' ImageNet tables')
     parser.add_argument('--no-reference', action='store_true',
@@ -45,7 +50,8 @@ def main():
             if stats['paper'] is not None and stats['paper'].note:
                 print(f"note: {stats['paper'].note}")
         else:
-            stats = ms.config_stats(args.config, args.shape)
+            stats = ms.config_stats(args.config, args.shape,
+                                    args.cfg_options)
             paper = stats['paper']
             height, width = stats['shape']
             print(f"| config | input | params (M) | paper params (M) | "
