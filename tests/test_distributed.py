@@ -143,7 +143,7 @@ def test_two_processes_match_one_process_with_syncbn(seg_config, tmp_path):
 SYNC_BN_SCRIPT = textwrap.dedent('''
     import torch
     import torch.distributed as dist
-    from mobilenet_mm.tools_common import CPUSyncBatchNorm
+    from mobilenet_mm.engine import CPUSyncBatchNorm
 
     dist.init_process_group('gloo')
     rank = dist.get_rank()

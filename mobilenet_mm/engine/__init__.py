@@ -6,6 +6,8 @@ Importing this package (``import mobilenet_mm`` does) plugs
 """
 from .checkpoint_io import (AtomicCheckpointHook, AtomicLocalBackend,
                             install_checkpoint_io, load_from_local_safe)
+from .cpu_ddp import (CPUDistributedDataParallel, CPUSyncBatchNorm,
+                      convert_sync_batchnorm_for_cpu)
 from .hooks import DumpSegPredictionsHook
 from .nan_guard import NanGuardHook, NonFiniteLossError  # noqa: F401
 from .finetune import FinetuneHook, load_for_finetune  # noqa: F401
@@ -13,6 +15,8 @@ from .finetune import FinetuneHook, load_for_finetune  # noqa: F401
 install_checkpoint_io()
 
 __all__ = [
-    'AtomicCheckpointHook', 'AtomicLocalBackend', 'DumpSegPredictionsHook',
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'CPUDistributedDataParallel',
+    'CPUSyncBatchNorm', 'convert_sync_batchnorm_for_cpu',
+    'DumpSegPredictionsHook',
     'install_checkpoint_io', 'load_from_local_safe'
 ]
