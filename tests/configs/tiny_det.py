@@ -1,6 +1,7 @@
 # Tiny RetinaNet on mobilenet_mm.MobileNetV3 (small, x0.5) for tool tests.
 # data_root is a placeholder: tests generate data with
 # mobilenet_mm.datasets.generate_coco_detection and override the roots.
+_base_ = ['./tiny_runtime.py']
 default_scope = 'mmdet'
 custom_imports = dict(imports=['mobilenet_mm'], allow_failed_imports=False)
 
@@ -121,34 +122,8 @@ val_evaluator = dict(
     format_only=False)
 test_evaluator = val_evaluator
 
-# AdamW counts its steps: a resumed run's optimizer state shows whether it
-# continued (step = total iterations) or restarted.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=1000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=1),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='gloo'))
+default_hooks = dict(visualization=dict(type='DetVisualizationHook'))
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0)

@@ -1,6 +1,7 @@
 # Tiny FCN on mobilenet_mm.MobileNetV3 (small, x0.5) for tool tests.
 # data_root is a placeholder: tests generate data with
 # mobilenet_mm.datasets.generate_cityscapes_segmentation and override it.
+_base_ = ['./tiny_runtime.py']
 default_scope = 'mmseg'
 custom_imports = dict(imports=['mobilenet_mm'], allow_failed_imports=False)
 
@@ -79,32 +80,10 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=4, val_interval=1000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
+    logger=dict(log_metric_by_epoch=False),
     visualization=dict(type='SegVisualizationHook'))
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='gloo'))
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0)
