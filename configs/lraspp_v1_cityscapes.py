@@ -4,7 +4,10 @@
 _base_ = './_base_/lraspp_cityscapes.py'
 
 model = dict(
-    backbone=dict(type='mobilenet_mm.MobileNetV1', arch='1.0'),
+    # Low-level input: the 1/8 stage output, as torchvision and mmseg (the
+    # V3 configs' depthwise tap follows TF DeepLab, which has no V1).
+    backbone=dict(type='mobilenet_mm.MobileNetV1', arch='1.0',
+                  out_types=('output', 'output')),
     # MobileNetV1(out_indices=(2, 4), output_stride=16,
     # reduced_tail='segmentation').out_channels
     decode_head=dict(in_channels=(256, 512)))

@@ -17,4 +17,4 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mobilenet_v3_large-8738ca79.pth')),
-    decode_head=dict(in_channels=(40, 960)))
+    decode_head=dict(in_channels=(120, 960)))

@@ -4,6 +4,7 @@ _base_ = './_base_/lraspp_cityscapes.py'
 
 model = dict(
     backbone=dict(arch='small'),
-    # MobileNetV3(arch='small', out_indices=(2, 4), output_stride=16,
+    # MobileNetV3(arch='small', out_indices=(2, 4),
+    # out_types=('depthwise', 'output'), output_stride=16,
     # reduced_tail='segmentation').out_channels
-    decode_head=dict(in_channels=(24, 288)))
+    decode_head=dict(in_channels=(88, 288)))

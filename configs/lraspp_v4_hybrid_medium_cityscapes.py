@@ -5,7 +5,10 @@
 _base_ = './_base_/lraspp_cityscapes.py'
 
 model = dict(
-    backbone=dict(type='mobilenet_mm.MobileNetV4', arch='hybrid_medium'),
+    # Low-level input: the 1/8 stage output, as torchvision and mmseg (the
+    # V3 configs' depthwise tap follows TF DeepLab, which has no V4).
+    backbone=dict(type='mobilenet_mm.MobileNetV4', arch='hybrid_medium',
+                  out_types=('output', 'output')),
     # MobileNetV4(arch='hybrid_medium', out_indices=(2, 4), output_stride=16,
     # reduced_tail='segmentation').out_channels
     decode_head=dict(in_channels=(80, 480)))

@@ -6,7 +6,8 @@
 _base_ = './_base_/lraspp_cityscapes.py'
 
 model = dict(
-    backbone=dict(out_indices=(4, ), reduced_tail=False),
+    backbone=dict(out_indices=(4, ), out_types=('output', ),
+                  reduced_tail=False),
     decode_head=dict(
         _delete_=True,
         type='mobilenet_mm.RASPPHead',

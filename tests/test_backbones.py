@@ -110,8 +110,11 @@ CONTRACT_CASES = [
     for output_stride in (32, 16, 8)
     for out_indices, out_types in [((0, 1, 2, 3, 4), None),
                                    ((3, 4), ('expansion', 'output')),
+                                   ((2, 4), ('depthwise', 'output')),
                                    ((-1, 2), None)]
-    if not (out_types and arch in ('v1', ))
+    # V1 has no expansion convs; V4-Conv-S's 1/8 stage ends in a full conv.
+    if (arch, out_types) not in (('v1', ('expansion', 'output')),
+                                 ('v4_conv_small', ('depthwise', 'output')))
 ]
 
 
@@ -352,3 +355,60 @@ def test_madds_counter_counts_resizes_only_on_request():
     # Bilinear: 4 per output value; nearest: none.
     assert count_madds(Upsampler(), x, include_resize=True) == \
         convs + 4 * 2 * 5 * 8 * 12
+
+
+def test_depthwise_taps_are_tf_deeplabs_decoder_inputs():
+    """TF DeepLab feeds LR-ASPP the ``depthwise_output`` of the last 1/8
+    block: after the depthwise conv's activation, before SE."""
+    for arch, channels in (('v2', 192), ('v3_large', 120), ('v3_small', 88)):
+        model = build_backbone_by_name(
+            arch, out_indices=(2, 4), out_types=('depthwise', 'output'),
+            output_stride=16).eval()
+        assert model.out_channels[0] == channels
+        assert model.out_strides == (8, 16)
+        last = model.stages[2][-1]
+        captured = {}
+        last.mid_dw.register_forward_hook(
+            lambda m, i, o: captured.setdefault('dw', o))
+        # V3-Large's block has SE, which acts after the tap.
+        assert (last.se is not None) == (arch == 'v3_large')
+        with torch.no_grad():
+            low, high = model(torch.randn(1, 3, 64, 96))
+        assert torch.equal(low, captured['dw'])
+        assert low.shape == (1, channels, 8, 12)
+        assert high.shape[2:] == (4, 6)
+
+
+def test_taps_are_refused_where_a_block_has_none():
+    with pytest.raises(ValueError, match='stage 4 has no depthwise tap'):
+        MobileNetV3(out_indices=(4, ), out_types=('depthwise', ))
+    with pytest.raises(ValueError, match='stage 3 has no depthwise tap'):
+        MobileNetV4(arch='conv_medium', out_indices=(3, ),
+                    out_types=('depthwise', ))
+
+
+def test_two_taps_on_one_block_are_refused():
+    from mobilenet_mm.models.backbones.mobilenet import MobileNet
+    from mobilenet_mm.models.backbones.specs import ArchSpec, IBSpec
+
+    def block(channels):
+        return IBSpec(channels, 2, expanded=4 * channels)
+
+    class OneBlockStages(MobileNet):
+        arch_settings = {'tiny': ArchSpec(
+            stem_channels=8, act='relu',
+            stages=((), (block(16), ), (block(24), ), (block(32), ),
+                    (block(40), )))}
+        default_arch = 'tiny'
+
+    # Stage 2's only block gives stage 1's expansion tap and stage 2's
+    # depthwise tap: one call cannot return both.
+    with pytest.raises(ValueError, match='fall on the same block'):
+        OneBlockStages(out_indices=(1, 2),
+                       out_types=('expansion', 'depthwise'))
+    model = OneBlockStages(out_indices=(1, 3),
+                           out_types=('expansion', 'depthwise')).eval()
+    with torch.no_grad():
+        outputs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outputs] == list(model.out_channels) == \
+        [96, 128]

@@ -40,8 +40,8 @@ MEASURED = {
     1: (2.113, 20.995),
     4: (0.984, 12.400),
     5: (3.601, 17.958),
-    8: (1.506, 9.498),
-    11: (0.468, 2.870),
+    8: (1.507, 9.548),
+    11: (0.469, 2.910),
 }
 # [V3] Table 8: the same models at output stride 32 (last block not
 # atrous), MAdds B at 1024x2048.
@@ -202,7 +202,7 @@ def test_table_7_needs_the_resizes():
         Config.fromfile(config_path('lraspp_v3_large_cityscapes'))).to('meta')
     image = torch.zeros(1, 3, 1024, 2048, device='meta')
     convs = count_madds(model, image, mode='tensor')
-    assert not within(convs / 1e9, 9.74)
+    assert not within(convs / 1e9, 9.74, 0.025)
     # Bilinear, 4 MAdds per output value: the gate (F=128 channels) to the
     # 64x128 map, the gated features to 1/8, the logits to 1024x2048.
     resizes = 4 * (128 * 64 * 128 + 128 * 128 * 256 + 19 * 1024 * 2048)

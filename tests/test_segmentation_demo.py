@@ -1,7 +1,8 @@
 """The embedded demo (configs/demo/lraspp_v3_large_demo.py): it is the real
 V3-Large LR-ASPP config with only data and schedule changed, and it learns.
-The short version here trains 80 iterations on 64x128 synthetic scenes
-(about a minute on 2 busy cores) and must clear mIoU 40."""
+The short version here trains 120 iterations on 64x128 synthetic scenes
+(about 20 s on a quiet core) and must clear mIoU 40 and pixel accuracy 80
+(measured 53.1 / 83.1)."""
 import os.path as osp
 
 import pytest
@@ -17,7 +18,7 @@ DATA_KEYS = {'data_root', 'crop_size', 'train_pipeline', 'test_pipeline',
              'train_dataloader', 'val_dataloader', 'test_dataloader'}
 SCHEDULE_KEYS = {'max_iters', 'optim_wrapper', 'param_scheduler',
                  'train_cfg', 'default_hooks'}
-SHORT_ITERS = 80
+SHORT_ITERS = 120
 BAR = 40.0
 
 

@@ -22,6 +22,10 @@ model = dict(
         type='mobilenet_mm.MobileNetV3',
         arch='large',
         out_indices=(2, 4),  # 1/8 (low-level) and 1/16 (high-level)
+        # The low-level map is TF DeepLab's decoder input: the depthwise
+        # output of the last 1/8 block (`layer_7/depthwise_output`, 120
+        # channels on V3-Large), not the 40-channel block output.
+        out_types=('depthwise', 'output'),
         output_stride=16,  # the last stage is atrous
         # "RF2": the last stage's channels halved, TF DeepLab's rule (the
         # first block's expansion too: 672 -> 336)
@@ -29,7 +33,7 @@ model = dict(
         norm_cfg=norm_cfg),
     decode_head=dict(
         type='mobilenet_mm.LRASPPHead',
-        in_channels=(40, 480),  # the backbone's out_channels
+        in_channels=(120, 480),  # the backbone's out_channels
         in_index=(0, 1),
         channels=128,  # F
         # Gate pool: 49x49, stride (16, 20) on the 64x128 map of a

@@ -9,9 +9,10 @@
 #   python tools/train.py configs/demo/lraspp_v3_large_demo.py
 # Bar: val mIoU >= 75 after the 250 iterations (IoUMetric over the 19
 # classes; those absent from both labels and predictions do not count).
-# Measured on 2 shared CPU cores: 85.7 in 4.5 minutes while other jobs ran,
-# 85.9 in 2.0 minutes on the quiet machine. There, set OMP_NUM_THREADS=1
-# (torch's default thread pool is many times slower on a busy machine). tests/test_segmentation_demo.py runs a shorter version.
+# Measured on 2 CPU cores: 80.5 in 2.1 minutes on the quiet machine (see
+# configs/README.md). On a shared machine set OMP_NUM_THREADS=1 (torch's
+# default thread pool is many times slower on a busy machine).
+# tests/test_segmentation_demo.py runs a shorter version.
 _base_ = '../lraspp_v3_large_cityscapes.py'
 
 # -- data -------------------------------------------------------------

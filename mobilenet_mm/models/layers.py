@@ -15,7 +15,7 @@ Submodules are registered in the order the forward pass uses them: weight
 conversion from timm/torchvision relies on that order (see
 :mod:`mobilenet_mm.models.weight_conversion`).
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -115,11 +115,15 @@ class LayerScale(nn.Module):
 class ResidualBlock(nn.Module):
     """Shared tail of every block: layer scale, drop path and the shortcut.
 
-    Subclasses implement ``_branch(x, return_expansion)`` returning the
-    residual branch output and, when asked, the expansion feature.
+    Subclasses implement ``_branch(x, tap)`` returning the residual branch
+    output and, when ``tap`` names one of the block's ``taps``, that inner
+    feature: ``'expansion'`` (the 1x1 expansion conv's output, TF's
+    ``expansion_output``, SSDLite's first map) or ``'depthwise'`` (the
+    depthwise conv's output after its activation and before SE, TF's
+    ``depthwise_output``, TF DeepLab's decoder input).
     """
 
-    has_expansion = False
+    taps: Tuple[str, ...] = ()
 
     def __init__(self, in_channels: int, out_channels: int, stride: int,
                  use_skip: bool, drop_path_rate: float,
@@ -141,18 +145,23 @@ class ResidualBlock(nn.Module):
         self.drop_path = (DropPath(self._drop_path_rate)
                           if self._drop_path_rate > 0 else None)
 
-    def _branch(self, x, return_expansion):
+    def _branch(self, x, tap):
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, return_expansion: bool = False):
-        out, expansion = self._branch(x, return_expansion)
+    def forward(self, x: torch.Tensor, tap: Optional[str] = None):
+        """The block's output, or ``(output, tapped feature)`` when ``tap``
+        is given."""
+        if tap is not None and tap not in self.taps:
+            raise ValueError(f'{type(self).__name__} has no {tap!r} tap; '
+                             f'it has {self.taps or "none"}')
+        out, tapped = self._branch(x, tap)
         if self.layer_scale is not None:
             out = self.layer_scale(out)
         if self.has_skip:
             if self.drop_path is not None:
                 out = self.drop_path(out)
             out = out + x
-        return (out, expansion) if return_expansion else out
+        return out if tap is None else (out, tapped)
 
 
 class InvertedBottleneck(ResidualBlock):
@@ -176,8 +185,6 @@ class InvertedBottleneck(ResidualBlock):
             pointwise conv); the bottleneck blocks keep it linear.
         use_skip: allow the residual when shapes match.
     """
-
-    has_expansion = True
 
     def __init__(self, in_channels: int, out_channels: int,
                  expanded_channels: int, start_kernel: int = 0,
@@ -214,21 +221,26 @@ class InvertedBottleneck(ResidualBlock):
         # The expansion tap (SSDLite) is the output of the 1x1 expansion conv
         # computed at the block's input resolution, as TF's
         # `expansion_output`; it is only at the input stride when the start
-        # depthwise conv does not carry the stride.
-        self.has_expansion = self.expand is not None and not (
+        # depthwise conv does not carry the stride. The depthwise tap is at
+        # the block's output stride.
+        has_expansion = self.expand is not None and not (
             self.start_dw is not None and self.mid_dw is None and stride > 1)
+        self.taps = (('expansion', ) if has_expansion else ()) + (
+            ('depthwise', ) if self.mid_dw is not None else ())
 
-    def _branch(self, x, return_expansion):
+    def _branch(self, x, tap):
         if self.start_dw is not None:
             x = self.start_dw(x)
         if self.expand is not None:
             x = self.expand(x)
-        expansion = x if return_expansion else None
+        tapped = x if tap == 'expansion' else None
         if self.mid_dw is not None:
             x = self.mid_dw(x)
+            if tap == 'depthwise':
+                tapped = x
         if self.se is not None:
             x = self.se(x)
-        return self.project(x), expansion
+        return self.project(x), tapped
 
 
 class FusedInvertedBottleneck(ResidualBlock):
@@ -250,10 +262,8 @@ class FusedInvertedBottleneck(ResidualBlock):
                                      norm_cfg=norm_cfg, act_cfg=None)
         self._build_tail()
 
-    def _branch(self, x, return_expansion):
-        if return_expansion:
-            raise ValueError('FusedInvertedBottleneck has no expansion tap: '
-                             'its expansion conv is strided')
+    # No taps: its expansion conv is a strided full conv.
+    def _branch(self, x, tap):
         return self.project(self.expand(x)), None
 
 
@@ -271,9 +281,7 @@ class ConvBlock(ResidualBlock):
                                   norm_cfg=norm_cfg, act_cfg=act_cfg)
         self._build_tail()
 
-    def _branch(self, x, return_expansion):
-        if return_expansion:
-            raise ValueError('ConvBlock has no expansion tap')
+    def _branch(self, x, tap):
         return self.conv(x), None
 
 
@@ -356,7 +364,5 @@ class MobileMQA(ResidualBlock):
             norm_cfg=norm_cfg)
         self._build_tail()
 
-    def _branch(self, x, return_expansion):
-        if return_expansion:
-            raise ValueError('MobileMQA has no expansion tap')
+    def _branch(self, x, tap):
         return self.attn(self.norm(x)), None

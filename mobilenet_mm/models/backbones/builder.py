@@ -18,11 +18,13 @@ from .specs import (ACTIVATIONS, ArchSpec, BlockSpec, ConvSpec, FusedIBSpec,
 @dataclass(frozen=True)
 class StageInfo:
     """What a stage returns: channels and output stride (``reduction``),
-    and the expansion tap that lies at this stage's stride (the 1x1
-    expansion output of the next stage's first block), if any."""
+    and the channels of the two taps that lie at this stage's stride, if
+    the blocks have them: the 1x1 expansion output of the *next* stage's
+    first block, and the depthwise output of this stage's last block."""
     channels: int
     reduction: int
     expansion_channels: Optional[int]
+    depthwise_channels: Optional[int] = None
 
 
 REDUCED_TAIL_RULES = ('detection', 'segmentation')
@@ -184,8 +186,12 @@ def build_stages(arch: ArchSpec,
         next_first = (stages[stage_index + 1][0]
                       if stage_index + 1 < len(stages) else None)
         expansion = (next_first.expanded_channels
-                     if getattr(next_first, 'has_expansion', False) else None)
-        infos.append(StageInfo(stage[-1].out_channels, reductions[stage_index],
-                               expansion))
+                     if 'expansion' in getattr(next_first, 'taps', ()) else
+                     None)
+        last = stage[-1]
+        depthwise = (last.expanded_channels
+                     if 'depthwise' in getattr(last, 'taps', ()) else None)
+        infos.append(StageInfo(last.out_channels, reductions[stage_index],
+                               expansion, depthwise))
     return nn.ModuleList(stages), infos
 

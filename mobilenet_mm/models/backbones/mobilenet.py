@@ -17,7 +17,7 @@ from .builder import (REDUCED_TAIL_RULES, StageInfo, build_stages,
 from .specs import ArchSpec
 
 NUM_STAGES = 5
-OUTPUT_TYPES = ('output', 'expansion')
+OUTPUT_TYPES = ('output', 'expansion', 'depthwise')
 
 
 class MobileNet(BaseModule):
@@ -36,8 +36,11 @@ class MobileNet(BaseModule):
             output) or ``'expansion'``: the output of the 1x1 expansion conv
             of the *next* stage's first block, computed at this stage's
             resolution before that block's strided depthwise conv (TF's
-            ``expansion_output``; SSDLite's first feature map). ``None``
-            means all ``'output'``.
+            ``expansion_output``; SSDLite's first feature map), or
+            ``'depthwise'``: the depthwise conv output (after its
+            activation, before SE) of this stage's last block (TF's
+            ``depthwise_output``; TF DeepLab's LR-ASPP low-level input).
+            ``None`` means all ``'output'``.
         frozen_stages: stages 0..frozen_stages are frozen (-1: none).
         norm_eval: keep BatchNorm layers in eval mode while training.
         output_stride: 32, 16 or 8; strides beyond it become dilation.
@@ -124,17 +127,10 @@ class MobileNet(BaseModule):
         self.stages, self.stage_infos = build_stages(
             spec, widen_factor, output_stride, norm_cfg, act_cfg,
             drop_path_rate)
-        for index, out_type in zip(self.out_indices, self.out_types):
-            if (out_type == 'expansion'
-                    and self.stage_infos[index].expansion_channels is None):
-                raise ValueError(
-                    f'{name}({arch}): stage {index} has no expansion tap: '
-                    'the first block of the next stage has no stride-1 1x1 '
-                    'expansion conv' if index < NUM_STAGES - 1 else
-                    f'{name}({arch}): stage {index} is the last stage; an '
-                    'expansion tap exists only for stages 0-3')
-        self._last_stage = max(self.out_indices) + (
-            1 if 'expansion' in self.out_types else 0)
+        self._check_taps(name, arch)
+        self._last_stage = max(
+            index + (out_type == 'expansion')
+            for index, out_type in zip(self.out_indices, self.out_types))
         self._default_init()
         self._freeze_stages()
 
@@ -154,6 +150,35 @@ class MobileNet(BaseModule):
             normalized.append(index % NUM_STAGES)
         return tuple(normalized)
 
+    def _check_taps(self, name, arch):
+        """Check the requested taps exist; plan which block yields each:
+        ``self._tap_plan[(stage, position)] = (out index, out type)``."""
+        self._tap_plan = {}
+        for index, out_type in zip(self.out_indices, self.out_types):
+            info = self.stage_infos[index]
+            if out_type == 'expansion' and info.expansion_channels is None:
+                raise ValueError(
+                    f'{name}({arch}): stage {index} has no expansion tap: '
+                    'the first block of the next stage has no stride-1 1x1 '
+                    'expansion conv' if index < NUM_STAGES - 1 else
+                    f'{name}({arch}): stage {index} is the last stage; an '
+                    'expansion tap exists only for stages 0-3')
+            if out_type == 'depthwise' and info.depthwise_channels is None:
+                raise ValueError(
+                    f'{name}({arch}): stage {index} has no depthwise tap: '
+                    'its last block has no depthwise conv after an '
+                    'expansion')
+            if out_type != 'output':
+                stage, position = ((index + 1, 0) if out_type == 'expansion'
+                                   else (index, len(self.stages[index]) - 1))
+                _, other = self._tap_plan.setdefault((stage, position),
+                                                     (index, out_type))
+                if other != out_type:
+                    raise ValueError(
+                        f'{name}({arch}): the {other} and {out_type} taps '
+                        f'fall on the same block (stage {stage}); ask for '
+                        'one of them')
+
     def _check_types(self, out_types):
         if out_types is None:
             return ('output', ) * len(self.out_indices)
@@ -172,8 +197,13 @@ class MobileNet(BaseModule):
     @property
     def out_channels(self) -> Tuple[int, ...]:
         """Channels of each returned feature map, in output order."""
+        channels = {
+            'output': lambda info: info.channels,
+            'expansion': lambda info: info.expansion_channels,
+            'depthwise': lambda info: info.depthwise_channels,
+        }
         return tuple(
-            info.expansion_channels if kind == 'expansion' else info.channels
+            channels[kind](info)
             for info, kind in zip(self._out_infos(), self.out_types))
 
     @property
@@ -233,31 +263,26 @@ class MobileNet(BaseModule):
                     module.eval()
         return self
 
-    def _run(self, block, x, return_expansion=False):
-        # Only blocks (never the stem conv) are asked for expansions.
-        call = (lambda t: block(t, return_expansion=True)) \
-            if return_expansion else block
+    def _run(self, block, x, tap=None):
+        # Only blocks (never the stem conv) are asked for taps.
+        call = (lambda t: block(t, tap=tap)) if tap else block
         if self.with_cp and self.training and x.requires_grad:
             return cp.checkpoint(call, x, use_reentrant=False)
         return call(x)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return a tuple with one map per ``out_indices`` entry."""
-        stage_outputs, expansions = {}, {}
-        wanted_expansions = {
-            i for i, kind in zip(self.out_indices, self.out_types)
-            if kind == 'expansion'}
+        features = {}  # (stage index, output type) -> map
         for index, stage in enumerate(self.stages[:self._last_stage + 1]):
-            blocks = iter(stage)
-            if index - 1 in wanted_expansions:
-                x, expansions[index - 1] = self._run(
-                    next(blocks), x, return_expansion=True)
-            for block in blocks:
-                x = self._run(block, x)
-            stage_outputs[index] = x
-        return tuple(
-            expansions[i] if kind == 'expansion' else stage_outputs[i]
-            for i, kind in zip(self.out_indices, self.out_types))
+            for position, block in enumerate(stage):
+                wanted = self._tap_plan.get((index, position))
+                if wanted is None:
+                    x = self._run(block, x)
+                else:
+                    x, features[wanted] = self._run(block, x, tap=wanted[1])
+            features[(index, 'output')] = x
+        return tuple(features[(index, kind)] for index, kind in zip(
+            self.out_indices, self.out_types))
 
 
 @MODELS.register_module()
