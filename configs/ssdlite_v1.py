@@ -10,6 +10,7 @@ model = dict(
         _delete_=True,
         type='mobilenet_mm.MobileNetV1',
         out_indices=(3, 4),
+        channels_last={{_base_.channels_last}},
         norm_cfg={{_base_.norm_cfg}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(512, 1024)),

@@ -12,6 +12,7 @@ model = dict(
         arch='hybrid_medium',
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
+        channels_last={{_base_.channels_last}},
         norm_cfg={{_base_.norm_cfg}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(960, 960)),

@@ -197,6 +197,75 @@ def test_attention_blocks_keep_the_contiguous_nchw_layout():
     assert all(out.is_contiguous() for out in outputs)
 
 
+def test_attention_blocks_keep_a_channels_last_input_channels_last():
+    """In channels-last mode the attention output stays NHWC, so the convs
+    after it do not fall back to NCHW halfway through the network."""
+    model = MobileNetV4(arch='hybrid_medium', out_indices=(3, 4),
+                        channels_last=True).eval()
+    attention_outputs = []
+    for module in model.modules():
+        if type(module).__name__ == 'MultiQueryAttention':
+            module.register_forward_hook(
+                lambda m, i, o: attention_outputs.append(o))
+    with torch.no_grad():
+        outputs = model(torch.randn(1, 3, 96, 128))
+    assert len(attention_outputs) > 5
+    for out in attention_outputs + list(outputs):
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert not out.is_contiguous()
+
+
+@pytest.mark.parametrize('arch', ['v1', 'v2', 'v3_small', 'v4_conv_small',
+                                  'v4_hybrid_medium'])
+def test_channels_last_gives_the_same_maps_in_nhwc(arch):
+    """``channels_last`` changes the memory layout, not the result: every
+    returned map (taps included) equals the NCHW model's, and is NHWC."""
+    out_indices = (2, 3, 4)
+    out_types = {'v1': ('output', ) * 3,
+                 'v2': ('depthwise', 'expansion', 'output'),
+                 'v3_small': ('depthwise', 'expansion', 'output')}.get(
+                     arch, ('output', 'expansion', 'output'))
+    nchw = randomize(build_backbone_by_name(
+        arch, out_indices=out_indices, out_types=out_types))
+    x = torch.randn(2, 3, 97, 131)
+    with torch.no_grad():
+        expected = nchw(x)
+    for mode in (True, 'cpu'):
+        nhwc = build_backbone_by_name(arch, out_indices=out_indices,
+                                      out_types=out_types,
+                                      channels_last=mode).eval()
+        nhwc.load_state_dict(nchw.state_dict())
+        with torch.no_grad():
+            got = nhwc(x)
+        for want, out in zip(expected, got):
+            assert out.shape == want.shape
+            assert out.is_contiguous(memory_format=torch.channels_last)
+            assert not out.is_contiguous()
+            scale = want.abs().max()
+            assert (out - want).abs().max() <= 1e-5 * scale
+    assert all(out.is_contiguous() for out in expected)
+
+
+def test_channels_last_cpu_mode_leaves_other_devices_alone():
+    """``'cpu'`` converts CPU inputs only (GPUs keep NCHW): a meta-device
+    input stands in for an accelerator here."""
+    def first_conv_input_layout(mode, device):
+        model = MobileNetV2(out_indices=(4, ),
+                            channels_last=mode).to(device).eval()
+        seen = []
+        first_conv = next(m for m in model.modules()
+                          if isinstance(m, nn.Conv2d))
+        first_conv.register_forward_pre_hook(lambda m, i: seen.append(
+            i[0].is_contiguous(memory_format=torch.channels_last)))
+        model(torch.empty(1, 3, 32, 32, device=device))
+        return seen[0]
+
+    assert first_conv_input_layout('cpu', 'cpu')
+    assert not first_conv_input_layout('cpu', 'meta')
+    assert first_conv_input_layout(True, 'meta')
+    assert not first_conv_input_layout(False, 'cpu')
+
+
 def test_reduced_tail_halves_the_last_stage():
     full = MobileNetV3(arch='large')
     reduced = MobileNetV3(arch='large', reduced_tail=True)
@@ -299,6 +368,10 @@ def test_registered_in_our_scope_only():
      'stage 4 is the last stage'),
     (dict(out_indices=(3, ), out_types=('bottleneck', )),
      "out_types entry 'bottleneck'"),
+    (dict(channels_last='gpu'),
+     "channels_last must be one of (False, True, 'cpu'), got 'gpu'"),
+    (dict(channels_last=1),
+     "channels_last must be one of (False, True, 'cpu'), got 1"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError) as error:

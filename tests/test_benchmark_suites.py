@@ -49,10 +49,15 @@ def test_ssdlite_suite_prints_targets_and_markdown(tmp_path, capsys):
     rows = ratio_rows(out)
     assert [r['name'] for r in rows] == [
         'ssdlite_v3 vs torchvision, batch 1',
-        'ssdlite_v3 fused vs torchvision, batch 1']
-    # Unfused and fused cases carry their own targets, met or MISSED.
-    assert [r['target'] for r in rows] == ['<= 1.00', '<= 0.85']
-    for row in rows:
+        'ssdlite_v3 vs torchvision, batch 1, torchvision channels-last too',
+        'ssdlite_v3 fused vs torchvision, batch 1',
+        'ssdlite_v3 fused vs torchvision, batch 1, torchvision '
+        'channels-last too']
+    # Unfused and fused cases carry their own targets, met or MISSED; the
+    # like-for-like layout rows have none.
+    assert [r['target'].strip() for r in rows] == [
+        '<= 1.00', '-', '<= 0.85', '-']
+    for row in rows[::2]:
         expected = 'met' if float(row['ratio']) <= float(
             row['target'][3:]) else 'MISSED'
         assert row['status'] == expected
@@ -60,15 +65,17 @@ def test_ssdlite_suite_prints_targets_and_markdown(tmp_path, capsys):
     text = open(markdown).read()
     assert '`device: ' in text and '`command: python tools/analysis/' \
         'benchmark.py --suite ssdlite' in text
-    assert len(ratio_rows(text)) == 2 and '| case | ours peak (MiB)' in text
+    assert len(ratio_rows(text)) == 4 and '| case | ours peak (MiB)' in text
 
 
 def test_train_suite(capsys):
     out = run_benchmark(['--suite', 'ssdlite-train', '--train-batch', '2']
                         + QUICK, capsys)
     rows = ratio_rows(out)
-    assert len(rows) == 1 and rows[0]['target'] == '<= 1.00'
+    assert [r['target'].strip() for r in rows] == ['<= 1.00', '-', '-']
     assert 'mmdet ssdlite_mobilenetv2' in rows[0]['name']
+    assert rows[1]['name'].endswith(', both channels-last')
+    assert rows[2]['name'].endswith(', both NCHW')
     assert '(training iteration)' in out
 
 
@@ -77,7 +84,8 @@ def test_lraspp_suite(capsys):
     out = run_benchmark(['--suite', 'lraspp', '--seg-size', '400x400',
                          '--no-memory'] + QUICK, capsys)
     rows = ratio_rows(out)
-    assert len(rows) == 1 and rows[0]['status'] == '-'
+    assert len(rows) == 2 and all(r['status'] == '-' for r in rows)
+    assert rows[1]['name'].endswith('mmseg channels-last too')
     assert 'ratio ours/mmseg' in out and 'Peak memory' not in out
 
 
@@ -108,6 +116,31 @@ def test_bad_input_is_one_line(capsys):
         exit_info.value)
     with pytest.raises(SystemExit):
         run_benchmark(['--suite', 'madds', '--madds-archs', 'v9'], capsys)
+
+
+def test_set_backbone_layout_switches_ours_and_hooks_a_peer():
+    """The like-for-like rows: our backbone flips its own switch; a peer's
+    backbone gets its input converted, so its convs run channels-last."""
+    import torchvision
+
+    from mobilenet_mm.analysis.benchmark import set_backbone_layout
+    from mobilenet_mm.models.backbones import MobileNetV2
+
+    class Detector(torch.nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+
+    ours = Detector(MobileNetV2(channels_last='cpu'))
+    assert set_backbone_layout(ours, False).backbone.channels_last is False
+    peer = Detector(torchvision.models.mobilenet_v2().features.eval())
+    seen = []
+    peer.backbone[1].register_forward_pre_hook(lambda m, i: seen.append(
+        i[0].is_contiguous(memory_format=torch.channels_last)))
+    with torch.no_grad():
+        peer.backbone(torch.randn(1, 3, 32, 32))
+        set_backbone_layout(peer, True).backbone(torch.randn(1, 3, 32, 32))
+    assert seen == [False, True]
 
 
 def test_missed_target_is_shown_with_its_figure():
@@ -147,7 +180,9 @@ def test_gpu_check_without_cuda_and_dry_run(capsys, monkeypatch):
     assert gpu_check.main(['--cpu-dry-run']) == 0
     out = capsys.readouterr().out
     assert 'CPU DRY RUN' in out
-    rows = re.findall(r'^\| (\S+) vs (\S+) \| 2 \| \d+x\d+ \| ([\d.]+) \| '
-                      r'([\d.]+) \|', out, re.M)
-    assert [r[0] for r in rows] == ['ssdlite_v3',
-                                    'lraspp_v3_large_cityscapes']
+    rows = re.findall(r'^\| (\S+(?: \(channels-last\))?) vs (\S+) \| 2 \| '
+                      r'\d+x\d+ \| ([\d.]+) \| ([\d.]+) \|', out, re.M)
+    assert [r[0] for r in rows] == [
+        'ssdlite_v3', 'ssdlite_v3 (channels-last)',
+        'lraspp_v3_large_cityscapes',
+        'lraspp_v3_large_cityscapes (channels-last)']

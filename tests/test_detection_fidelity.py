@@ -73,7 +73,14 @@ def test_config_channels_follow_backbone(path):
     assert tuple(cfg.model.neck.in_channels) == backbone.out_channels
     size = cfg.get('input_size', 320)
     with torch.no_grad():
-        feats = neck.eval()(backbone.eval()(torch.zeros(1, 3, size, size)))
+        maps = backbone.eval()(torch.zeros(1, 3, size, size))
+        feats = neck.eval()(maps)
+    # NHWC on the CPU (faster there, see docs/performance.md), except where
+    # GELU makes it slower.
+    nhwc = backbone.arch != 'hybrid_large'
+    assert backbone.channels_last == ('cpu' if nhwc else False)
+    assert all(m.is_contiguous(memory_format=torch.channels_last) == nhwc
+               for m in maps)
     if cfg.model.bbox_head.type == 'mobilenet_mm.SSDLiteHead':
         assert tuple(cfg.model.bbox_head.in_channels) == neck.out_channels
         assert backbone.out_strides == (16, 32)

@@ -96,6 +96,8 @@ def test_config_builds_our_head_with_the_backbone_channels(path):
     assert [channels[i] for i in index] == list(declared)
     strides = [model.backbone.out_strides[i] for i in index]
     assert strides == ([8, 16] if type(head) is LRASPPHead else [16])
+    # NHWC on the CPU (faster there, see docs/performance.md).
+    assert model.backbone.channels_last == 'cpu'
     # A real forward (meta device): logits at 1/8 (LR-ASPP) or 1/16.
     model = model.to('meta').eval()
     out = model(torch.zeros(1, 3, 256, 512, device='meta'), mode='tensor')

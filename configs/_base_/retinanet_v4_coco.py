@@ -39,6 +39,8 @@ model = dict(
         arch='conv_medium',
         out_indices=(2, 3, 4),
         drop_path_rate=0.2,
+        # NHWC on the CPU (faster there; see _base_/ssdlite_coco.py)
+        channels_last='cpu',
         norm_cfg=norm_cfg),
     neck=dict(
         # == the backbone's out_channels (strides 8, 16, 32)

@@ -218,6 +218,25 @@ def synced(fn: Callable[[], object], device: str) -> Callable[[], object]:
     return run
 
 
+def set_backbone_layout(model: torch.nn.Module, channels_last: bool
+                        ) -> torch.nn.Module:
+    """Run ``model``'s backbone (and so everything after it) on NCHW or on
+    channels-last inputs, for like-for-like comparisons of layouts.
+
+    Ours switch through the backbone's ``channels_last`` argument; a peer's
+    backbone gets a forward pre-hook that converts its input, which is what
+    that argument does.
+    """
+    backbone = model.backbone
+    if hasattr(backbone, 'channels_last'):  # ours
+        backbone.channels_last = channels_last
+    elif channels_last:
+        backbone.register_forward_pre_hook(lambda module, args: (
+            args[0].contiguous(memory_format=torch.channels_last),
+            *args[1:]))
+    return model
+
+
 def random_images(batch: int, height: int, width: int,
                   seed: int = 0) -> List[torch.Tensor]:
     """uint8 ``(3, H, W)`` images, as mmcv's loader and Resize give them."""

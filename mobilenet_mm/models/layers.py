@@ -335,11 +335,18 @@ class MultiQueryAttention(nn.Module):
         value = self.value(x).flatten(2).transpose(
             1, 2).unsqueeze(1).contiguous()
         out = F.scaled_dot_product_attention(query, key, value)
-        # Back to contiguous NCHW (head-major channels). A permuted view
-        # would be channels-last: the convs after it keep that layout, and
-        # some CPU kernels (GELU) run it many times slower.
-        out = out.transpose(-1, -2).reshape(
-            batch, self.num_heads * self.value_dim, height, width)
+        # Back to the input's memory format (head-major channels): the
+        # convs after this keep whatever layout it returns, so an
+        # accidental channels-last view would switch the rest of an NCHW
+        # network (GELU runs ~2x slower on it on the CPU).
+        if x.is_contiguous() or not x.is_contiguous(
+                memory_format=torch.channels_last):
+            out = out.transpose(-1, -2).reshape(
+                batch, self.num_heads * self.value_dim, height, width)
+        else:
+            out = out.transpose(1, 2).reshape(
+                batch, height, width,
+                self.num_heads * self.value_dim).permute(0, 3, 1, 2)
         return self.output(out)
 
 

@@ -23,6 +23,14 @@ Suites (``--suite`` takes several, or ``all``):
 * ``madds``: MAdds/s of each backbone against a dense 3x3 conv of the same
   work, timed in the same run.
 
+Our detection and segmentation configs run their backbone on channels-last
+(NHWC) tensors on the CPU (``channels_last='cpu'``), which is faster there.
+The targets compare the configs as shipped with the peers as shipped; the
+``ssdlite``, ``ssdlite-train`` and ``lraspp`` suites add like-for-like rows
+without a target, with the peer on channels-last inputs too (and, for
+training, both on NCHW); ``--no-layout-rows`` skips them. The ``backbones``
+suite compares NCHW with NCHW.
+
 Peak memory of each inference and training iteration is measured in the
 ``ssdlite``, ``ssdlite-train``, ``lraspp`` and ``onnx`` suites and printed
 as a table of its own (``--no-memory`` skips it). Each timed case prints the
@@ -34,6 +42,7 @@ tables, the command and the machine line as Markdown for the README.
 """
 import argparse
 import copy
+import functools
 import os
 import os.path as osp
 import platform
@@ -115,6 +124,11 @@ def parse_args(argv=None):
     parser.add_argument('--madds-archs', nargs='+', default=None,
                         help='backbones of the madds suite (default all)')
     parser.add_argument('--madds-size', type=parse_size, default=(224, 224))
+    parser.add_argument('--no-layout-rows', dest='layout_rows',
+                        action='store_false',
+                        help='skip the like-for-like rows that run the peer '
+                        'on channels-last inputs too (our configs run '
+                        'channels-last on the CPU)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurements')
     parser.add_argument('--markdown', metavar='OUT',
@@ -284,7 +298,8 @@ def ssdlite_suite(args, report, memory):
                                                  paired_benchmark,
                                                  peak_memory_mib,
                                                  predict_step_fn,
-                                                 random_images, synced)
+                                                 random_images,
+                                                 set_backbone_layout, synced)
     from mobilenet_mm.deploy import fuse_conv_bn
     check_configs(args.det_configs)
     height, width = args.det_size
@@ -300,6 +315,10 @@ def ssdlite_suite(args, report, memory):
         f'SSDLite end to end against torchvision {TORCHVISION_SSDLITE}',
         TABLE_HEADER, note)
     peer = torchvision_ssdlite(args.device)
+    # The same peer (same weights) on channels-last inputs, as ours run on
+    # the CPU: the like-for-like rows, without a target.
+    peer_nhwc = set_backbone_layout(copy.deepcopy(peer), True) \
+        if args.layout_rows else None
     results = []
     for config in args.det_configs:
         ours = build(config, args.device, (height, width)).eval()
@@ -310,7 +329,7 @@ def ssdlite_suite(args, report, memory):
             peer_images = [i.float().div(255).to(args.device)
                            for i in images]
 
-            def peer_run(images=peer_images):
+            def peer_run(images=peer_images, peer=peer):
                 with torch.no_grad():
                     return peer(images)
 
@@ -330,6 +349,13 @@ def ssdlite_suite(args, report, memory):
                     memory.append((f'{name} (inference)',
                                    peak_memory_mib(ours_fn, args.device),
                                    peak_memory_mib(peer_fn, args.device)))
+                if peer_nhwc is not None:
+                    nhwc_fn = synced(functools.partial(
+                        peer_run, peer=peer_nhwc), args.device)
+                    report.add(lines, paired_benchmark(
+                        f'{name}, torchvision channels-last too', ours_fn,
+                        nhwc_fn, repeats=args.repeats,
+                        warmup=args.warmup).row())
     missed = [r for r in results if r.meets_target is False]
     report.summary(lines, (
         f'{len(results) - len(missed)} of {len(results)} cases meet their '
@@ -350,7 +376,8 @@ def ssdlite_train_suite(args, report, memory):
     from mobilenet_mm.analysis.benchmark import (TABLE_HEADER, det_batch,
                                                  paired_benchmark,
                                                  peak_memory_mib,
-                                                 random_images, synced,
+                                                 random_images,
+                                                 set_backbone_layout, synced,
                                                  train_step_fn)
     from mobilenet_mm.deploy.build import load_config_file
     check_configs([args.train_config, args.train_peer])
@@ -364,25 +391,40 @@ def ssdlite_train_suite(args, report, memory):
     lines = report.section(
         f'SSDLite training iteration against mmdet '
         f'{config_name(args.train_peer)}', TABLE_HEADER, note)
-    fns = []
-    for config in (args.train_config, args.train_peer):
+
+    def train_fn(config, channels_last=None):
+        """A training step of ``config``'s model; ``channels_last`` None:
+        the layout the config gives, else that backbone layout."""
         cfg = load_config_file(config)
         model = build(cfg, args.device, (height, width))
+        if channels_last is not None:
+            set_backbone_layout(model, channels_last)
         num_classes = model.bbox_head.num_classes
         data = det_batch([i.to(args.device) for i in images], num_classes,
                          boxes_per_image=8)
-        fns.append(synced(train_step_fn(model, _optim_wrapper(model, cfg),
-                                        data), args.device))
+        return synced(train_step_fn(model, _optim_wrapper(model, cfg),
+                                    data), args.device)
+
+    ours, peer = train_fn(args.train_config), train_fn(args.train_peer)
     name = (f'{config_name(args.train_config)} vs mmdet '
             f'{config_name(args.train_peer)}, batch {args.train_batch}')
-    result = paired_benchmark(name, *fns, repeats=args.heavy_repeats,
+    result = paired_benchmark(name, ours, peer, repeats=args.heavy_repeats,
                               warmup=args.warmup, target=TRAIN_TARGET)
     report.add(lines, result.row())
+    if args.layout_rows:
+        # Like for like: both on channels-last inputs, then both NCHW.
+        for label, pair in (
+                ('both channels-last', (ours, train_fn(args.train_peer,
+                                                       True))),
+                ('both NCHW', (train_fn(args.train_config, False), peer))):
+            report.add(lines, paired_benchmark(
+                f'{name}, {label}', *pair, repeats=args.heavy_repeats,
+                warmup=args.warmup).row())
     report.summary(lines, target_summary([result], TRAIN_TARGET))
     if memory is not None:
         memory.append((f'{name} (training iteration)',
-                       peak_memory_mib(fns[0], args.device),
-                       peak_memory_mib(fns[1], args.device)))
+                       peak_memory_mib(ours, args.device),
+                       peak_memory_mib(peer, args.device)))
 
 
 def lraspp_suite(args, report, memory):
@@ -391,7 +433,7 @@ def lraspp_suite(args, report, memory):
                                                  peak_memory_mib,
                                                  predict_step_fn,
                                                  random_images, seg_batch,
-                                                 synced)
+                                                 set_backbone_layout, synced)
     check_configs([args.seg_config, args.seg_peer])
     height, width = args.seg_size
     images = [i.to(args.device) for i in random_images(1, height, width)]
@@ -411,6 +453,13 @@ def lraspp_suite(args, report, memory):
     result = paired_benchmark(name, *fns, repeats=args.heavy_repeats,
                               warmup=min(args.warmup, 1))
     report.add(lines, result.row())
+    if args.layout_rows:
+        peer = set_backbone_layout(build(args.seg_peer, args.device).eval(),
+                                   True)
+        report.add(lines, paired_benchmark(
+            f'{name}, mmseg channels-last too', fns[0],
+            synced(predict_step_fn(peer, seg_batch(images)), args.device),
+            repeats=args.heavy_repeats, warmup=min(args.warmup, 1)).row())
     report.summary(lines, f'ratio ours/mmseg: {result.ratio:.3f} (median)')
     if memory is not None:
         memory.append((f'{name} (inference)',

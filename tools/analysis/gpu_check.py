@@ -12,7 +12,8 @@ or label maps) with mmengine's ``train_step`` and an ``AmpOptimWrapper``
 becomes BN (one process). Iterations are timed in back-to-back pairs after
 a warm-up (cuDNN autotuning included there); the table gives images/s of
 each side, the median time ratio and its spread, and the peak CUDA memory
-of one iteration.
+of one iteration. Each of ours runs twice: as its config gives it (NCHW
+on a GPU) and with a channels-last backbone input.
 
 Without a CUDA device it stops with one line and exit status 1, unless
 ``--cpu-dry-run`` is given: then it runs every step on the CPU in float32
@@ -76,15 +77,20 @@ def optim_wrapper_for(model, cfg, amp: bool, dtype: str):
         return build_optim_wrapper(model, wrapper_cfg)
 
 
-def train_fn(config, task, shape, batch, device, amp, dtype):
-    """A closure running one synced training iteration of ``config``."""
+def train_fn(config, task, shape, batch, device, amp, dtype,
+             channels_last=None):
+    """A closure running one synced training iteration of ``config``
+    (``channels_last``: None keeps the config's backbone layout)."""
     from benchmark import build
     from mobilenet_mm.analysis.benchmark import (det_batch, random_images,
-                                                 seg_train_batch, synced,
+                                                 seg_train_batch,
+                                                 set_backbone_layout, synced,
                                                  train_step_fn)
     from mobilenet_mm.deploy.build import load_config_file
     cfg = load_config_file(config)
     model = build(cfg, device, shape if task == 'det' else None)
+    if channels_last is not None:
+        set_backbone_layout(model, channels_last)
     images = [i.to(device) for i in random_images(batch, *shape)]
     if task == 'det':
         data = det_batch(images, model.bbox_head.num_classes,
@@ -135,20 +141,26 @@ def main(argv=None) -> int:
     for task, (ours_cfg, peer_cfg), batch, shape in (
             ('det', DET_PAIR, det_batch_size, det_shape),
             ('seg', SEG_PAIR, seg_batch_size, seg_shape)):
-        fns = [train_fn(config, task, shape, batch, device, amp,
-                        args.amp_dtype) for config in (ours_cfg, peer_cfg)]
-        result = paired_benchmark(config_name(ours_cfg), *fns,
-                                  repeats=iters, warmup=warmup)
-        memory = [peak_memory_mib(fn, device) for fn in fns]
-        mib = ['n/a' if m is None else f'{m:.0f}' for m in memory]
-        report.add(lines, (
-            f'| {config_name(ours_cfg)} vs {config_name(peer_cfg)} | '
-            f'{batch} | {shape[0]}x{shape[1]} | '
-            f'{batch * 1e3 / result.ours_ms:.1f} | '
-            f'{batch * 1e3 / result.peer_ms:.1f} | {result.ratio:.3f} | '
-            f'{result.ratio_q1:.3f}-{result.ratio_q3:.3f} | {mib[0]} | '
-            f'{mib[1]} |'))
-        del fns
+        peer = train_fn(peer_cfg, task, shape, batch, device, amp,
+                        args.amp_dtype)
+        # Our configs keep NCHW off the CPU; the second row tells whether
+        # channels-last pays on this GPU too.
+        for label, channels_last in (('', None), (' (channels-last)', True)):
+            ours = train_fn(ours_cfg, task, shape, batch, device, amp,
+                            args.amp_dtype, channels_last)
+            result = paired_benchmark(config_name(ours_cfg), ours, peer,
+                                      repeats=iters, warmup=warmup)
+            memory = [peak_memory_mib(fn, device) for fn in (ours, peer)]
+            mib = ['n/a' if m is None else f'{m:.0f}' for m in memory]
+            report.add(lines, (
+                f'| {config_name(ours_cfg)}{label} vs '
+                f'{config_name(peer_cfg)} | {batch} | {shape[0]}x{shape[1]}'
+                f' | {batch * 1e3 / result.ours_ms:.1f} | '
+                f'{batch * 1e3 / result.peer_ms:.1f} | {result.ratio:.3f} | '
+                f'{result.ratio_q1:.3f}-{result.ratio_q3:.3f} | {mib[0]} | '
+                f'{mib[1]} |'))
+            del ours
+        del peer
         if device.startswith('cuda'):
             torch.cuda.empty_cache()
     report.summary(lines, f'total time {time.perf_counter() - start:.0f} s')
