@@ -108,6 +108,21 @@ def test_backbone_suite_still_works(capsys):
     assert len(rows) == 1 and rows[0]['target'] == '<= 1.05'
 
 
+def test_layout_suite_times_each_backbone_against_itself(capsys):
+    out = run_benchmark(['--suite', 'layout', '--arch', 'v3_small', 'v1',
+                         '--sizes', '64x64', '96x128', '--layout-configs',
+                         'configs/ssdlite_v3_small.py',
+                         'configs/lraspp_v3_small_cityscapes.py',
+                         '--seg-size', '128x256'] + QUICK, capsys)
+    assert [r['name'] for r in ratio_rows(out)] == [
+        'v3_small, 64x64', 'v3_small, 96x128', 'v1, 64x64', 'v1, 96x128',
+        'ssdlite_v3_small (whole model), 320x320',
+        'lraspp_v3_small_cityscapes (whole model), 128x256']
+    assert 'channels-last against NCHW' in out
+    with pytest.raises(SystemExit, match='unknown backbones'):
+        run_benchmark(['--suite', 'layout', '--arch', 'v9'], capsys)
+
+
 def test_bad_input_is_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_benchmark(['--suite', 'ssdlite', '--det-configs',

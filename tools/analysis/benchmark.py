@@ -22,6 +22,9 @@ Suites (``--suite`` takes several, or ``all``):
   each ``--onnx-configs`` model.
 * ``madds``: MAdds/s of each backbone against a dense 3x3 conv of the same
   work, timed in the same run.
+* ``layout``: each backbone (``--arch``, default all) at ``--sizes``, then
+  each ``--layout-configs`` model, on channels-last inputs against itself
+  on NCHW inputs, same weights: what ``channels_last`` buys here.
 
 Our detection and segmentation configs run their backbone on channels-last
 (NHWC) tensors on the CPU (``channels_last='cpu'``), which is faster there.
@@ -57,7 +60,7 @@ E2E_TARGET = 1.0
 E2E_FUSED_TARGET = 0.85
 TRAIN_TARGET = 1.0
 SUITES = ('backbones', 'ssdlite', 'ssdlite-train', 'lraspp', 'onnx',
-          'madds')
+          'madds', 'layout')
 TORCHVISION_SSDLITE = 'ssdlite320_mobilenet_v3_large'
 MMDET_SSDLITE = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 MMSEG_LRASPP = ('mmseg::mobilenet_v3/'
@@ -87,11 +90,13 @@ def parse_args(argv=None):
     parser.add_argument('--suite', nargs='+', choices=SUITES + ('all', ),
                         default=['backbones'])
     parser.add_argument('--arch', nargs='+', default=None,
-                        help='backbones to time (default: all with a '
-                        'timm/torchvision reference)')
+                        help='backbones to time (default: backbones '
+                        'suite: all with a timm/torchvision reference; '
+                        'layout suite: all)')
     parser.add_argument('--sizes', nargs='+', type=parse_size,
                         default=[(224, 224), (512, 1024)],
-                        help='input sizes of the backbones suite')
+                        help='input sizes of the backbones and layout '
+                        'suites')
     parser.add_argument('--repeats', type=positive_int, default=20)
     parser.add_argument('--heavy-repeats', type=positive_int, default=5,
                         help='repeats of the training iteration and of '
@@ -121,6 +126,11 @@ def parse_args(argv=None):
         'configs/lraspp_v3_large_cityscapes.py'])
     parser.add_argument('--onnx-seg-size', type=parse_size,
                         default=(1024, 2048))
+    parser.add_argument('--layout-configs', nargs='+', default=[
+        'configs/ssdlite_v1.py', 'configs/lraspp_v1_cityscapes.py',
+        'configs/ssdlite_v4_hybrid_large.py'],
+                        help='whole models the layout suite times after '
+                        'the backbones (segmenters at --seg-size)')
     parser.add_argument('--madds-archs', nargs='+', default=None,
                         help='backbones of the madds suite (default all)')
     parser.add_argument('--madds-size', type=parse_size, default=(224, 224))
@@ -571,6 +581,57 @@ def madds_suite(args, report):
                                            paired).row())
 
 
+def layout_suite(args, report):
+    from mobilenet_mm.analysis.benchmark import (TABLE_HEADER, det_batch,
+                                                 inference, paired_benchmark,
+                                                 predict_step_fn,
+                                                 random_images, seg_batch,
+                                                 set_backbone_layout, synced)
+    from mobilenet_mm.analysis.model_stats import config_input_shape
+    from mobilenet_mm.deploy.build import load_config_file
+    from mobilenet_mm.models.backbones import (ARCH_NAMES,
+                                               build_backbone_by_name)
+    archs = args.arch or list(ARCH_NAMES)
+    unknown = [a for a in archs if a not in ARCH_NAMES]
+    if unknown:
+        fail(f'unknown backbones {unknown}; allowed: '
+             f'{", ".join(ARCH_NAMES)}')
+    note = ('Our backbone (then each `--layout-configs` model, pre-processing '
+            'to the final boxes or label map) with channels-last input '
+            '(ours) against the same model and weights on NCHW tensors '
+            '(peer), batch 1, eval.')
+    lines = report.section('Backbones: channels-last against NCHW',
+                           TABLE_HEADER, note)
+    for arch in archs:
+        nchw = build_backbone_by_name(arch).to(args.device).eval()
+        nhwc = build_backbone_by_name(arch, channels_last=True).to(
+            args.device).eval()
+        nhwc.load_state_dict(nchw.state_dict())
+        for height, width in args.sizes:
+            x = torch.randn(1, 3, height, width, device=args.device)
+            report.add(lines, paired_benchmark(
+                f'{arch}, {height}x{width}', inference(nhwc, x),
+                inference(nchw, x), repeats=args.repeats,
+                warmup=args.warmup).row())
+    # Whole models (pre-processing to boxes or label maps), batch 1.
+    check_configs(args.layout_configs)
+    for config in args.layout_configs:
+        cfg = load_config_file(config)
+        seg = cfg.get('default_scope') == 'mmseg'
+        shape = args.seg_size if seg else config_input_shape(cfg)
+        nchw = set_backbone_layout(
+            build(cfg, args.device, None if seg else shape).eval(), False)
+        nhwc = set_backbone_layout(copy.deepcopy(nchw), True)
+        images = [i.to(args.device) for i in random_images(1, *shape)]
+        data = seg_batch(images) if seg else det_batch(images)
+        report.add(lines, paired_benchmark(
+            f'{config_name(config)} (whole model), {shape[0]}x{shape[1]}',
+            synced(predict_step_fn(nhwc, data), args.device),
+            synced(predict_step_fn(nchw, data), args.device),
+            repeats=args.heavy_repeats if seg else args.repeats,
+            warmup=min(args.warmup, 1) if seg else args.warmup).row())
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -596,6 +657,8 @@ def main(argv=None):
             onnx_suite(args, report, memory)
         elif suite == 'madds':
             madds_suite(args, report)
+        elif suite == 'layout':
+            layout_suite(args, report)
     if memory:
         from mobilenet_mm.analysis.benchmark import (MEMORY_HEADER,
                                                      MemoryResult)
