@@ -226,6 +226,16 @@ def fail(message):
     sys.exit(f'benchmark: error: {message}')
 
 
+def checked_archs(requested, allowed, refusal='unknown backbones'):
+    """``requested`` backbone names (None: all of ``allowed``); any other
+    name ends the run with one line."""
+    archs = list(requested or allowed)
+    unknown = [a for a in archs if a not in allowed]
+    if unknown:
+        fail(f'{refusal} {unknown}; allowed: {", ".join(allowed)}')
+    return archs
+
+
 def check_configs(paths):
     for path in paths:
         if '::' not in path and not osp.isfile(path):
@@ -259,11 +269,7 @@ def backbone_suite(args, report):
     from mobilenet_mm.models.weight_conversion import \
         convert_reference_state_dict
 
-    archs = args.arch or list(REFERENCE_MODELS)
-    unknown = [a for a in archs if a not in REFERENCE_MODELS]
-    if unknown:
-        fail(f'no reference for {unknown}; allowed: '
-             f'{", ".join(REFERENCE_MODELS)}')
+    archs = checked_archs(args.arch, REFERENCE_MODELS, 'no reference for')
     lines = report.section(
         'Backbones against timm / torchvision (same weights)', TABLE_HEADER)
     results = []
@@ -555,11 +561,7 @@ def madds_suite(args, report):
                                                  paired_benchmark)
     from mobilenet_mm.models.backbones import (ARCH_NAMES,
                                                build_backbone_by_name)
-    archs = args.madds_archs or list(ARCH_NAMES)
-    unknown = [a for a in archs if a not in ARCH_NAMES]
-    if unknown:
-        fail(f'unknown backbones {unknown}; allowed: '
-             f'{", ".join(ARCH_NAMES)}')
+    archs = checked_archs(args.madds_archs, ARCH_NAMES)
     height, width = args.madds_size
     note = (f'Each backbone at {height}x{width}, batch 1 (features to '
             'stride 32, no classifier), against a dense 3x3 conv (128 -> '
@@ -591,11 +593,7 @@ def layout_suite(args, report):
     from mobilenet_mm.deploy.build import load_config_file
     from mobilenet_mm.models.backbones import (ARCH_NAMES,
                                                build_backbone_by_name)
-    archs = args.arch or list(ARCH_NAMES)
-    unknown = [a for a in archs if a not in ARCH_NAMES]
-    if unknown:
-        fail(f'unknown backbones {unknown}; allowed: '
-             f'{", ".join(ARCH_NAMES)}')
+    archs = checked_archs(args.arch, ARCH_NAMES)
     note = ('Our backbone (then each `--layout-configs` model, pre-processing '
             'to the final boxes or label map) with channels-last input '
             '(ours) against the same model and weights on NCHW tensors '
