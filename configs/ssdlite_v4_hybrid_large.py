@@ -13,7 +13,8 @@ model = dict(
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
         # NCHW: its GELUs run ~2x slower on channels-last tensors on the
-        # CPU, which makes the whole network 10-20% slower there.
+        # CPU, which makes this detector ~1.26x slower there
+        # (tools/analysis/benchmark.py --suite layout).
         channels_last=False,
         norm_cfg={{_base_.norm_cfg}}),
     # in_channels == the backbone's out_channels

@@ -35,7 +35,7 @@ input_size = 320
 # TF batch norm decay 0.97 == PyTorch momentum 0.03; also in the backbone
 # (TF override_base_feature_extractor_hyperparams, torchvision norm_layer).
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
-# Channels-last (NHWC) tensors on the CPU: ~20% faster training and 5-30%
+# Channels-last (NHWC) tensors on the CPU: ~20% faster training and 4-27%
 # faster inference there (tools/analysis/benchmark.py); GPUs keep NCHW,
 # unmeasured here. Set False for a head that views feature maps.
 channels_last = 'cpu'

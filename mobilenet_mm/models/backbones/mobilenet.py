@@ -109,8 +109,7 @@ class MobileNet(BaseModule):
                 -1 <= frozen_stages < NUM_STAGES):
             raise ValueError(f'{name}: frozen_stages must be -1 (none) to '
                              f'{NUM_STAGES - 1}, got {frozen_stages!r}')
-        if channels_last not in CHANNELS_LAST_MODES or isinstance(
-                channels_last, int) and not isinstance(channels_last, bool):
+        if not (isinstance(channels_last, bool) or channels_last == 'cpu'):
             raise ValueError(f'{name}: channels_last must be one of '
                              f'{CHANNELS_LAST_MODES}, got {channels_last!r}')
         if not 0 <= drop_path_rate < 1:
