@@ -27,7 +27,8 @@ setup(
     long_description=open(os.path.join(HERE, 'README.md')).read()
     if os.path.exists(os.path.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('tests', 'configs', 'tools')),
+    packages=find_packages(
+        exclude=('tests', 'tests.*', 'configs', 'tools', 'tools.*')),
     python_requires='>=3.8',
     install_requires=['torch>=1.8', 'mmcv>=2.0.0rc4,<2.2.0'] +
     read_requirements('runtime.txt'),

@@ -6,7 +6,7 @@
 # MobileNet weight decay of its arg scope (4e-5 on conv weights only: not on
 # BN, depthwise kernels or biases). Total batch 16, see cityscapes_lraspp.py.
 # mmseg 1.x runs what train_cfg says (a legacy `runner=` key is ignored):
-# tests/test_lraspp_configs.py builds the loop and checks max_iters.
+# tests/models/test_lraspp_configs.py builds the loop and checks max_iters.
 _base_ = ['mmseg::_base_/default_runtime.py']
 
 max_iters = 90000

@@ -12,7 +12,7 @@
 # Measured on 2 CPU cores: 80.5 in 2.1 minutes on the quiet machine (see
 # configs/README.md). On a shared machine set OMP_NUM_THREADS=1 (torch's
 # default thread pool is many times slower on a busy machine).
-# tests/test_segmentation_demo.py runs a shorter version.
+# tests/tools/test_segmentation_demo.py runs a shorter version.
 _base_ = '../lraspp_v3_large_cityscapes.py'
 
 # -- data -------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Test-only hook (imported through ``custom_imports`` by
-tests/test_train_test_tools.py): saves the state a run starts training
+tests/tools/test_train_test_tools.py): saves the state a run starts training
 from, after any resume, so a test can compare it with the checkpoint."""
 import torch
 from mmengine.hooks import Hook

@@ -7,7 +7,7 @@ boxes through mmdet's COCO parser and ``mobilenet_mm.SanitizeBoxes``; COCO
 annotation files through ``mobilenet_mm.datasets.coco_checks`` (called by
 ``tools/train.py``); label maps through ``mobilenet_mm.LoadSegAnnotations``;
 checkpoints through the safe loader on every path. NaN/inf losses:
-tests/test_nan_guard.py.
+tests/engine/test_nan_guard.py.
 """
 import json
 import os
@@ -26,17 +26,16 @@ import mobilenet_mm  # noqa: F401
 from mobilenet_mm.datasets import (ImageLoadError, RobustLoadImageFromFile,
                                    SanitizeBoxes, generate_coco_detection)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO, tool_env
+
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TINY_DET = osp.join(REPO, 'tests', 'configs', 'tiny_det.py')
 
 
 def run_tool(*args):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
     return subprocess.run([sys.executable, *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO,
+                          capture_output=True, text=True, env=tool_env(),
+                          cwd=REPO,
                           timeout=300)
 
 
@@ -436,7 +435,8 @@ def write_evil_checkpoint(path, marker):
 def test_malicious_checkpoint_refused_on_every_tool_path(
         coco, tmp_path, path_kind):
     # test.py, init_cfg Pretrained and mmengine's loader:
-    # tests/test_checkpoint_safety.py and tests/test_train_test_tools.py.
+    # tests/engine/test_checkpoint_safety.py and
+    # tests/tools/test_train_test_tools.py.
     evil, marker = tmp_path / 'evil.pth', tmp_path / 'PWNED'
     write_evil_checkpoint(evil, marker)
     cfg = det_config(tmp_path, coco)

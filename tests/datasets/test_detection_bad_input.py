@@ -18,7 +18,8 @@ from mobilenet_mm.datasets.coco_checks import (CocoDataError, CocoDetection,
                                                check_num_classes)
 from mobilenet_mm.tools_common import CLIError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO as ROOT
+
 DEMO = osp.join(ROOT, 'configs', 'demo', 'ssdlite_v3_demo.py')
 
 

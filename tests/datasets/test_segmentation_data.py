@@ -179,7 +179,7 @@ def test_train_tool_reports_a_bad_label_in_one_line(cityscapes, tmp_path,
     import shutil
     import subprocess
     import sys
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    from tests.conftest import REPO as repo
     root = str(tmp_path / 'data')
     shutil.copytree(cityscapes, root)
     paths = label_files(root)

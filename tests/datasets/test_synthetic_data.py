@@ -14,7 +14,7 @@ from mobilenet_mm.datasets import (DET_CLASSES, IGNORE_INDEX, SEG_CLASSES,
                                    generate_cityscapes_segmentation,
                                    generate_coco_detection)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO
 
 
 def load_json(root, split):

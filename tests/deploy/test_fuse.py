@@ -14,29 +14,14 @@ from mobilenet_mm.models.backbones import ARCH_NAMES, build_backbone_by_name
 from mobilenet_mm.models.layers import MobileMQA
 from mobilenet_mm.models.necks import SeparableConv2d
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO as ROOT
+from tests.conftest import randomize_bn
+
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                          recursive=True)
     if '_base_' not in p.split(osp.sep))
 RTOL = 1e-4
-
-
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics and affine parameters and layer scales: with the
-    identity-like defaults a missed or misplaced fold would not show."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, _BatchNorm):
-            module.running_mean.uniform_(-0.5, 0.5, generator=generator)
-            module.running_var.uniform_(0.5, 2.0, generator=generator)
-            if module.weight is not None:
-                module.weight.data.uniform_(0.5, 1.5, generator=generator)
-                module.bias.data.uniform_(-0.5, 0.5, generator=generator)
-    for name, param in model.named_parameters():
-        if name.endswith('gamma'):
-            param.data.uniform_(0.05, 0.2, generator=generator)
-    return model.eval()
 
 
 def assert_close(fused_out, reference_out):
@@ -64,7 +49,7 @@ def fused_copy(model):
 
 @pytest.mark.parametrize('arch', list(ARCH_NAMES))
 def test_backbone_fusion_keeps_outputs(arch):
-    model = randomize(build_backbone_by_name(
+    model = randomize_bn(build_backbone_by_name(
         arch, out_indices=(0, 1, 2, 3, 4), drop_path_rate=0.1))
     x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -86,7 +71,7 @@ def test_backbone_fusion_keeps_outputs(arch):
 
 
 def test_layer_scale_and_mqa_norm_are_folded():
-    model = randomize(build_backbone_by_name('v4_hybrid_medium'))
+    model = randomize_bn(build_backbone_by_name('v4_hybrid_medium'))
     blocks = [m for m in model.modules() if isinstance(m, MobileMQA)]
     unstrided = [b for b in blocks if isinstance(b.attn.key[0], nn.Conv2d)]
     assert unstrided and len(unstrided) < len(blocks)  # both kinds exist
@@ -100,7 +85,7 @@ def test_layer_scale_and_mqa_norm_are_folded():
 
 def test_fold_bn_into_conv_matches_pair():
     conv = nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=True)
-    bn = randomize(nn.BatchNorm2d(6))
+    bn = randomize_bn(nn.BatchNorm2d(6))
     x = torch.randn(1, 4, 7, 7)
     with torch.no_grad():
         reference = bn(conv(x))
@@ -110,14 +95,14 @@ def test_fold_bn_into_conv_matches_pair():
 
 def test_conv_module_orders_and_separable_conv():
     x = torch.randn(2, 8, 9, 9)
-    fused_order = randomize(ConvModule(8, 8, 3, padding=1,
-                                       norm_cfg=dict(type='BN'),
-                                       order=('act', 'conv', 'norm')))
+    fused_order = randomize_bn(ConvModule(8, 8, 3, padding=1,
+                                          norm_cfg=dict(type='BN'),
+                                          order=('act', 'conv', 'norm')))
     # The norm precedes the conv here: folding it after would be wrong.
-    kept_order = randomize(ConvModule(8, 8, 3, padding=1,
-                                      norm_cfg=dict(type='BN'),
-                                      order=('norm', 'conv', 'act')))
-    separable = randomize(ConvModule(
+    kept_order = randomize_bn(ConvModule(8, 8, 3, padding=1,
+                                         norm_cfg=dict(type='BN'),
+                                         order=('norm', 'conv', 'act')))
+    separable = randomize_bn(ConvModule(
         8, 16, 3, padding=1, conv_cfg=dict(type=SeparableConv2d),
         norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU6')))
     for module, folds in ((fused_order, 1), (kept_order, 0),
@@ -133,7 +118,7 @@ def test_conv_module_orders_and_separable_conv():
 
 def test_plain_sequential_like_torchvision():
     import torchvision
-    model = randomize(torchvision.models.mobilenet_v3_small(weights=None))
+    model = randomize_bn(torchvision.models.mobilenet_v3_small(weights=None))
     model.classifier[2].p = 0.5  # dropped in the fused model
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -152,7 +137,7 @@ def test_custom_sequential_forward_is_left_alone():
                 x = module(x)
             return x
 
-    model = randomize(Reversed(nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1)))
+    model = randomize_bn(Reversed(nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1)))
     fused = fused_copy(model)
     assert fused.fused_bn_count == 0 and count_bn(fused) == 1
 
@@ -191,7 +176,7 @@ def test_config_model_fusion_keeps_outputs(config):
 
     from mobilenet_mm.deploy.build import build_config_model
     cfg = Config.fromfile(config)
-    model = randomize(build_config_model(cfg))
+    model = randomize_bn(build_config_model(cfg))
     x = torch.randn(2, 3, *_config_shape(cfg),
                     generator=torch.Generator().manual_seed(2))
     model64 = copy.deepcopy(model).double()
@@ -219,7 +204,7 @@ def test_fuse_hook_folds_the_runner_model_before_testing():
     from mmengine.logging import MMLogger
     from mmengine.registry import HOOKS
     hook = HOOKS.build(dict(type='mobilenet_mm.FuseConvBNHook'))
-    model = randomize(build_backbone_by_name('v3_small'))
+    model = randomize_bn(build_backbone_by_name('v3_small'))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         reference = model(x)

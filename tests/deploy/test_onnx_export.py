@@ -1,7 +1,6 @@
 """ONNX export of every config, every backbone and the export CLI: parity
 with onnxruntime on raw outputs and on the detections after NMS."""
 import glob
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -19,7 +18,8 @@ from mobilenet_mm.deploy.onnx_export import (BackboneExport, DetectorExport,
                                              verify_export)
 from mobilenet_mm.models.backbones import ARCH_NAMES, build_backbone_by_name
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO as ROOT
+
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                          recursive=True)
@@ -283,11 +283,8 @@ def test_detections_match_tells_noise_from_bugs():
 
 # -- the CLI -----------------------------------------------------------------
 def _load_cli():
-    path = osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py')
-    spec = importlib.util.spec_from_file_location('export_onnx_cli', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tools.deploy import export_onnx
+    return export_onnx
 
 
 def run_cli(argv):

@@ -24,7 +24,7 @@ from mobilenet_mm.utils import (CheckpointLoadError, UnsafeCheckpointError,
                                 atomic_write, checkpoint_safe_globals,
                                 find_resume_checkpoint, safe_torch_load)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO
 
 
 class ToyModel(BaseModel):

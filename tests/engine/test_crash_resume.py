@@ -25,17 +25,11 @@ import torch
 
 from mobilenet_mm.datasets import generate_coco_detection
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO, tool_env
+
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 MAX_ITERS = 40
 INTERVAL = 5  # checkpoint interval
-
-
-def tool_env():
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
-    return env
 
 
 @pytest.fixture(scope='module')

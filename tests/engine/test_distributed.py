@@ -24,7 +24,8 @@ import textwrap
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO, with_repo_on_path
+
 CONFIGS = osp.join(REPO, 'tests', 'configs')
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 DIST_TRAIN = osp.join(REPO, 'tools', 'dist_train.sh')
@@ -44,10 +45,9 @@ def run(cmd, **env_extra):
                  'MASTER_PORT'):
         if name not in env_extra:
             env.pop(name, None)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [os.environ.get('PYTHONPATH')] if p])
     return subprocess.run([str(c) for c in cmd], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=600)
+                          text=True, env=with_repo_on_path(env), cwd=REPO,
+                          timeout=600)
 
 
 def assert_ok(proc):
@@ -253,8 +253,7 @@ def test_slurm_launcher_on_the_cpu(seg_config, tmp_path):
     port = str(free_port())
     env = dict(os.environ, OMP_NUM_THREADS='1', SLURM_NTASKS='2',
                MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [os.environ.get('PYTHONPATH')] if p])
+    with_repo_on_path(env)
     for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
         env.pop(name, None)
     tasks = [

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import mobilenet_mm  # noqa: F401  (registers the hook)
 from mobilenet_mm.engine import NanGuardHook, NonFiniteLossError
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO, with_repo_on_path
+
 BATCH = 2
 BAD_ITER = 5  # 1-based, as the log counts
 
@@ -220,12 +221,10 @@ def test_distributed_processes_skip_together(tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    env = with_repo_on_path(dict(os.environ, OMP_NUM_THREADS='1'))
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={port}', str(script), osp.join(REPO, 'tests'),
+         f'--master_port={port}', str(script), osp.join(REPO, 'tests', 'engine'),
          str(tmp_path / 'work')],
         capture_output=True, text=True, env=env, timeout=300)
     out = proc.stdout + proc.stderr
@@ -247,9 +246,7 @@ def test_train_tool_stops_in_one_line_and_keeps_the_checkpoint(tmp_path):
                    '\nval_dataloader = None\nval_cfg = None\n'
                    'val_evaluator = None\n')
     work = tmp_path / 'work'
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
+    env = with_repo_on_path(dict(os.environ, OMP_NUM_THREADS='1'))
 
     def train(*extra):
         return subprocess.run(
@@ -277,12 +274,9 @@ def test_train_tool_stops_in_one_line_and_keeps_the_checkpoint(tmp_path):
 
 
 def test_train_tool_adds_a_guard_unless_the_config_has_one():
-    import importlib.util
     from mmengine.config import Config
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(REPO, 'tools', 'train.py'))
-    train_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_tool)
+
+    from tools import train as train_tool
 
     def guards(cfg):
         train_tool.add_nan_guard(cfg)

@@ -16,27 +16,13 @@ from mobilenet_mm.models.backbones import (ARCH_NAMES, MobileNetV1,
                                            MobileNetV4, build_backbone_by_name)
 from mobilenet_mm.models.weight_conversion import convert_reference_state_dict
 
+from tests.conftest import randomize_bn
+
 TIMM_TWINS = {  # the same architectures again, from the other library
     'v2': 'mobilenetv2_100',
     'v3_large': 'mobilenetv3_large_100',
     'v3_small': 'mobilenetv3_small_100',
 }
-
-
-def randomize(model: nn.Module, seed: int = 0):
-    """Random BN statistics/affine and layer scales, so that a wrong layer
-    order or a missing op cannot hide behind identity-like init."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.running_mean.uniform_(-0.5, 0.5, generator=generator)
-            module.running_var.uniform_(0.5, 2.0, generator=generator)
-            module.weight.data.uniform_(0.5, 1.5, generator=generator)
-            module.bias.data.uniform_(-0.5, 0.5, generator=generator)
-    for name, param in model.named_parameters():
-        if name.endswith('gamma'):  # layer scale (init 1e-5)
-            param.data.uniform_(0.05, 0.2, generator=generator)
-    return model.eval()
 
 
 def _equivalence_cases():
@@ -50,7 +36,7 @@ def _equivalence_cases():
                          ids=lambda v: str(v))
 def test_matches_reference_implementation(arch, library, name, eps):
     torch.manual_seed(0)
-    reference = randomize(
+    reference = randomize_bn(
         build_reference_classifier(library, name, **reference_kwargs(name)))
     ours = build_backbone_by_name(
         arch, norm_cfg=dict(type='BN', eps=eps)).eval()
@@ -225,7 +211,7 @@ def test_channels_last_gives_the_same_maps_in_nhwc(arch):
                  'v2': ('depthwise', 'expansion', 'output'),
                  'v3_small': ('depthwise', 'expansion', 'output')}.get(
                      arch, ('output', 'expansion', 'output'))
-    nchw = randomize(build_backbone_by_name(
+    nchw = randomize_bn(build_backbone_by_name(
         arch, out_indices=out_indices, out_types=out_types))
     x = torch.randn(2, 3, 97, 131)
     with torch.no_grad():

@@ -27,7 +27,8 @@ from mobilenet_mm.analysis.complexity import count_madds, count_params
 init_default_scope('mmdet')
 from mmdet.registry import MODELS  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO as ROOT
+
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', 'ssdlite_*.py')) +
     glob.glob(osp.join(ROOT, 'configs', 'retinanet_*.py')) +
@@ -130,7 +131,7 @@ def test_model_stats_tool_prints_the_starred_figures():
     paper's class count given as a --cfg-options override."""
     import subprocess
     import sys
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    repo = ROOT
     proc = subprocess.run(
         [sys.executable, 'tools/analysis/model_stats.py',
          'configs/ssdlite_v3.py', '--cfg-options',

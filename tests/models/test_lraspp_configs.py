@@ -13,7 +13,8 @@ from mobilenet_mm.analysis import (count_madds, count_params,
                                    segmentor_madds)
 from mobilenet_mm.models.decode_heads import LRASPPHead, RASPPHead
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO
+
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'lraspp_*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'raspp_*.py')) +

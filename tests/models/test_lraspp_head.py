@@ -11,17 +11,7 @@ from mobilenet_mm.models.decode_heads.lraspp_head import (PAPER_POOL_KERNEL,
                                                           PAPER_POOL_STRIDE,
                                                           relative_avg_pool)
 
-
-def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN statistics so a skipped or misplaced BN shows."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5, generator=gen)
-            m.running_var.uniform_(0.5, 2.0, generator=gen)
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-            m.bias.data.uniform_(-0.5, 0.5, generator=gen)
-    return module.eval()
+from tests.conftest import randomize_bn
 
 
 def features(low=(2, 40, 32, 64), high=(2, 480, 16, 32), seed=1):

@@ -13,7 +13,7 @@ from mobilenet_mm.analysis.model_stats import build_reference_classifier
 from mobilenet_mm.models.backbones import (MobileNetV3, MobileNetV4,
                                            build_backbone_by_name)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO as ROOT
 
 
 def _reference_state(library, name, seed=0):

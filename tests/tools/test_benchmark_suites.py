@@ -1,10 +1,8 @@
 """Smoke runs of every benchmark suite and of the GPU check's CPU path, with
 tiny repeats and inputs. They check that each path runs and prints its
 rows; timings are never asserted."""
-import importlib.util
-import os.path as osp
+import importlib
 import re
-import sys
 
 import pytest
 import torch
@@ -12,8 +10,6 @@ import torch
 from mobilenet_mm.analysis.benchmark import (PairedResult, dense_conv_like,
                                              peak_memory_mib)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOLS = osp.join(ROOT, 'tools', 'analysis')
 # | case | ours | peer | ratio | q1-q3 | target | status |
 RATIO_ROW = re.compile(r'^\| (?P<name>[^|]+) \| [\d.]+ \| [\d.]+ \| '
                        r'(?P<ratio>[\d.]+) \| [\d.]+-[\d.]+ \| '
@@ -23,13 +19,7 @@ QUICK = ['--repeats', '2', '--heavy-repeats', '1', '--warmup', '0']
 
 
 def _load(name):
-    if TOOLS not in sys.path:
-        sys.path.insert(0, TOOLS)  # gpu_check imports benchmark
-    spec = importlib.util.spec_from_file_location(
-        f'{name}_tool', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f'tools.analysis.{name}')
 
 
 def run_benchmark(argv, capsys):

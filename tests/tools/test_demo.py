@@ -1,6 +1,5 @@
 """tools/demo.py: the quick run end to end (lower bar), and its helpers."""
 import glob
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -9,15 +8,14 @@ import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO as ROOT
+
 DEMO = osp.join(ROOT, 'tools', 'demo.py')
 
 
 def _demo_module():
-    spec = importlib.util.spec_from_file_location('demo_tool', DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tools import demo
+    return demo
 
 
 def test_quick_demo_trains_evaluates_and_draws(tmp_path):

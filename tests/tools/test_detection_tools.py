@@ -12,7 +12,8 @@ import pytest
 import mobilenet_mm  # noqa: F401
 from mobilenet_mm.datasets import DET_CLASSES, generate_coco_detection
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO as ROOT
+
 SIZE = 96
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 

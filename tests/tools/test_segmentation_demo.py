@@ -9,7 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO
+
 DEMO = osp.join(REPO, 'configs', 'demo', 'lraspp_v3_large_demo.py')
 REAL = osp.join(REPO, 'configs', 'lraspp_v3_large_cityscapes.py')
 

@@ -17,7 +17,8 @@ import torch
 from mobilenet_mm.datasets import (generate_cityscapes_segmentation,
                                    generate_coco_detection)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.conftest import REPO, with_repo_on_path
+
 CONFIGS = osp.join(REPO, 'tests', 'configs')
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
@@ -28,8 +29,7 @@ def run_tool(*args, timeout=300):
     # One thread: on a shared 2-core machine, torch's default thread pool
     # slows tiny models down by orders of magnitude.
     env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO, CONFIGS] + [p for p in [env.get('PYTHONPATH')] if p])
+    with_repo_on_path(env, CONFIGS)
     return subprocess.run([sys.executable, *map(str, args)],
                           capture_output=True, text=True, env=env,
                           timeout=timeout, cwd=REPO)
