@@ -7,7 +7,8 @@ scratch on the CPU on a synthetic COCO-format data set.
 1. writes the synthetic shapes data set (``mobilenet_mm.datasets.
    generate_coco_detection``: train and val splits, fixed seed; kept when
    it is already there with the same settings);
-2. trains ``configs/demo/ssdlite_v3_demo.py``;
+2. trains the demo config (``configs/demo/ssdlite_mobilenetv3-large-
+   scratch_1xb16-400iter_synthetic-shapes-160x160.py``);
 3. evaluates on the val split with mmdet's COCO metric and prints the
    table;
 4. draws the predictions on a few val images with mmdet's
@@ -33,7 +34,10 @@ from mobilenet_mm.tools_common import (CLIError, build_runner,
                                        register_host_modules, run_cli)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(ROOT, 'configs', 'demo', 'ssdlite_v3_demo.py')
+CONFIG = osp.join(
+    ROOT, 'configs', 'demo',
+    'ssdlite_mobilenetv3-large-scratch_1xb16-400iter_synthetic-shapes-'
+    '160x160.py')
 
 # Data set and schedule of each mode. The image side is the config's
 # input_size; the quick mode keeps the config and shortens the schedule.

@@ -1,19 +1,20 @@
-# Embedded demo: the real V3-Large LR-ASPP config (configs/
-# lraspp_v3_large_cityscapes.py: same segmentor, same head, same loss) with
+# Embedded demo: the real V3-Large LR-ASPP config (configs/lraspp/
+# lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py: same
+# segmentor, same head, same loss) with
 # only the data and the schedule changed, so that it trains on a CPU in a
 # few minutes. The data is the synthetic Cityscapes-format set written by
 #  python tools/data/generate_synthetic.py cityscapes data/synthetic_cityscapes
 # (256x512 street scenes of 7 Cityscapes classes, an ignored hood; 200
 # train / 40 val images), read by mmseg's CityscapesDataset like the real
 # one. Then:
-#   python tools/train.py configs/demo/lraspp_v3_large_demo.py
+#   python tools/train.py THIS_FILE
 # Bar: val mIoU >= 75 after the 250 iterations (IoUMetric over the 19
 # classes; those absent from both labels and predictions do not count).
-# Measured on 2 CPU cores: 80.5 in 2.1 minutes on the quiet machine (see
-# configs/README.md). On a shared machine set OMP_NUM_THREADS=1 (torch's
-# default thread pool is many times slower on a busy machine).
+# Measured time and mIoU, with the command: configs/demo/README.md. On a
+# shared machine set OMP_NUM_THREADS=1 (torch's default thread pool is many
+# times slower on a busy machine).
 # tests/tools/test_segmentation_demo.py runs a shorter version.
-_base_ = '../lraspp_v3_large_cityscapes.py'
+_base_ = '../lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 # -- data -------------------------------------------------------------
 data_root = 'data/synthetic_cityscapes/'

@@ -1,7 +1,7 @@
 # Ours (no paper figure): LR-ASPP on MobileNetV1 1.0 with the paper's
 # segmentation recipe: reduced tail (the 1/32 stage's channels halved),
 # output stride 16, F=128, the base's data and schedule.
-_base_ = './_base_/lraspp_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 model = dict(
     # Low-level input: the 1/8 stage output, as torchvision and mmseg (the

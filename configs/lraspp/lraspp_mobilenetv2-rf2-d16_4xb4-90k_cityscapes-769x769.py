@@ -3,7 +3,7 @@
 # The high-level features are the 160 channels of the halved 320-channel
 # block: TF DeepLab's MobileNetV2 feature extractor stops before the final
 # 1x1 conv (with_last_conv=False).
-_base_ = './_base_/lraspp_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 # The low-level map is the 1/8 stage output (32 channels), not the V3
 # configs' depthwise tap (192 here): Table 7 rows 3 and 4 (1.02M, 0.98M)

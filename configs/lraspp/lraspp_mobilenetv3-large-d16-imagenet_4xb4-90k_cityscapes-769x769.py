@@ -8,7 +8,7 @@
 # into checkpoints/; the backbone converts the keys by position on load and
 # logs the dropped classifier keys (timm files, .safetensors included, load
 # the same way).
-_base_ = './lraspp_v3_large_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 model = dict(
     backbone=dict(

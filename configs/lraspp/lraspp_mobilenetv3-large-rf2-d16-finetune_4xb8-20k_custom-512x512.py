@@ -1,4 +1,4 @@
-# Your own data set, fine-tuning path (b) of configs/README.md: LR-ASPP on
+# Your own data set, fine-tuning path (b) of configs/lraspp/README.md: LR-ASPP on
 # MobileNetV3-Large started from a trained Cityscapes checkpoint, on a data
 # set with other classes. Copy this file and change the lines marked "<-".
 #
@@ -8,7 +8,7 @@
 # mobilenet_mm.LoadSegAnnotations):
 #   data/my_dataset/images/{train,val}/NAME.jpg
 #   data/my_dataset/labels/{train,val}/NAME.png
-_base_ = './lraspp_v3_large_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 classes = ('background', 'road', 'obstacle')  # <- your classes
 palette = [[0, 0, 0], [128, 64, 128], [220, 20, 60]]
@@ -64,12 +64,14 @@ model = dict(
 # Start from the trained Cityscapes model: every weight is loaded except the
 # class layers (decode_head.conv_seg, decode_head.conv_seg_low), which start
 # fresh for the new classes; the log lists the dropped keys. (Starting from
-# ImageNet weights instead: see lraspp_v3_large_imagenet_cityscapes.py.)
+# ImageNet weights instead: see
+# lraspp_mobilenetv3-large-d16-imagenet_4xb4-90k_cityscapes-769x769.py.)
 custom_hooks = [
     dict(
         type='mobilenet_mm.FinetuneHook',
         # <- your trained checkpoint
-        checkpoint='work_dirs/lraspp_v3_large_cityscapes/iter_90000.pth')
+        checkpoint='work_dirs/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+        'cityscapes-769x769/iter_90000.pth')
 ]
 
 # A shorter schedule at half the learning rate.

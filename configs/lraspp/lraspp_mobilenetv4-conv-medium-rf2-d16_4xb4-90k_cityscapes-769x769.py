@@ -1,7 +1,7 @@
 # Ours (no paper figure): LR-ASPP on MobileNetV4 Conv-Medium (TF Model
 # Garden / timm layer order) with the MobileNetV3 segmentation recipe:
 # reduced tail, output stride 16, F=128, the base's data and schedule.
-_base_ = './_base_/lraspp_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 model = dict(
     # Low-level input: the 1/8 stage output, as torchvision and mmseg (the

@@ -2,7 +2,7 @@
 # attention in the 1/16 and 1/32 stages; the 1/32 stage runs dilated at
 # output stride 16) with the MobileNetV3 segmentation recipe: reduced tail,
 # F=128, the base's data and schedule.
-_base_ = './_base_/lraspp_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 model = dict(
     # Low-level input: the 1/8 stage output, as torchvision and mmseg (the

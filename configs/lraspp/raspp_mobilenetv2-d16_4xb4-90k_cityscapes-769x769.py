@@ -3,7 +3,7 @@
 # 21.29B MAdds at 1024x2048.
 # The head reads the 320-channel block: TF DeepLab stops MobileNetV2 before
 # its final 1x1 conv (with_last_conv=False).
-_base_ = './raspp_v3_large_cityscapes.py'
+_base_ = './raspp_mobilenetv3-large-d16_4xb4-90k_cityscapes-769x769.py'
 
 model = dict(
     backbone=dict(type='mobilenet_mm.MobileNetV2', arch='1.0',

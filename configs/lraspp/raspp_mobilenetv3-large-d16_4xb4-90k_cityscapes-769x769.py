@@ -3,7 +3,7 @@
 # image-pooling branch, concatenated and projected; no low-level skip):
 # 72.64 mIoU, 3.60M params, 18.43B MAdds at 1024x2048. Same data and
 # schedule as the LR-ASPP configs.
-_base_ = './_base_/lraspp_cityscapes.py'
+_base_ = './lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 
 model = dict(
     backbone=dict(out_indices=(4, ), out_types=('output', ),

@@ -1,7 +1,7 @@
 # RetinaNet + MobileNetV4-Hybrid-M at 384x384 on COCO 2017.
 # [V4] Table 7: 34.0 AP (val2017), 11.15M params, 5.62G MACs.
 # FPN inputs: stage 2, 3, 4 outputs (80, 160, 960 ch; strides 8, 16, 32).
-_base_ = './_base_/retinanet_v4_coco.py'
+_base_ = './retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-384x384.py'
 
 model = dict(
     backbone=dict(arch='hybrid_medium'),

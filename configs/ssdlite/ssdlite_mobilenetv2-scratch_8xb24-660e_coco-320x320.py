@@ -2,7 +2,7 @@
 # Taps: layer_15/expansion_output (576 ch, stride 16; the expansion of the
 # first block of the last stage) and the final 1x1 conv (1280 ch, stride 32).
 # [V2] Table 6: 22.1 mAP, 4.3M params, 0.8B MAdds.
-_base_ = './_base_/ssdlite_coco.py'
+_base_ = './ssdlite_mobilenetv3-large-scratch_8xb24-660e_coco-320x320.py'
 
 model = dict(
     backbone=dict(

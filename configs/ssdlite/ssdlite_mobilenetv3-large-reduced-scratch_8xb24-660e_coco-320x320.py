@@ -4,7 +4,7 @@
 # last conv (480 ch). This is the model of TF's released
 # ssdlite_mobilenet_v3_large_320x320_coco and of torchvision's ssdlite320.
 # [V3] Table 6: 22.0 mAP, 3.22M params, 0.51B MAdds.
-_base_ = './_base_/ssdlite_coco.py'
+_base_ = './ssdlite_mobilenetv3-large-scratch_8xb24-660e_coco-320x320.py'
 
 model = dict(
     backbone=dict(reduced_tail=True),

@@ -2,7 +2,7 @@
 # Reduced tail ([V3] section 6.3, TF V3_SMALL_DETECTION): C5 = 288 ch.
 # Taps: 9th bneck expansion (288 ch), last conv (288 ch).
 # [V3] Table 6: 16.1 mAP, 1.77M params, 0.16B MAdds.
-_base_ = './_base_/ssdlite_coco.py'
+_base_ = './ssdlite_mobilenetv3-large-scratch_8xb24-660e_coco-320x320.py'
 
 model = dict(
     backbone=dict(arch='small', reduced_tail=True),

@@ -3,7 +3,7 @@
 # expansion of the first block of the last stage (960 ch, stride 16) and the
 # last layer before pooling (the 960-ch 1x1 conv, stride 32).
 # No paper figures: the V4 paper reports detection with RetinaNet only.
-_base_ = './_base_/ssdlite_coco.py'
+_base_ = './ssdlite_mobilenetv3-large-scratch_8xb24-660e_coco-320x320.py'
 
 model = dict(
     backbone=dict(

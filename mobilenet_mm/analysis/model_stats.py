@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from .complexity import count_madds, count_params, segmentor_madds
-from .paper_tables import CLASSIFIERS, TASKS, find_classifier_row
+from .paper_tables import CLASSIFIERS, find_classifier_row, find_task_row
 
 
 def build_reference_classifier(library: str, name: str, **kwargs):
@@ -128,7 +128,7 @@ def config_stats(config_path: str,
     height, width = shape or config_input_shape(cfg)
     image = torch.zeros(1, 3, height, width)
     name = os.path.splitext(os.path.basename(config_path))[0]
-    paper = TASKS.get(name)
+    paper = find_task_row(config_path)
     # The paper's MAdds hold at the config's own input size only.
     paper_madds_apply = paper is not None and (
         shape is None or tuple(shape) == config_input_shape(cfg))

@@ -1,13 +1,20 @@
 """The papers' published figures, for side-by-side comparison.
 
 Numbers are quoted, never measured here: tools print them next to what our
-code measures. ``digits`` is the number of decimals the paper printed, so a
+code measures. The detection and segmentation figures live in the config
+families' ``metafile.yml`` (OpenMMLab's format, listed by
+``configs/model-index.yml``), beside the configs they belong to, so that a
+renamed config keeps them (a test checks that every metafile config exists);
+the classifier rows are below. ``digits`` is the number of decimals the paper printed, so a
 comparison can allow the paper's own rounding (0.5M printed for 0.47M).
 Sources: [V1] arXiv 1704.04861, [V2] 1801.04381, [V3] 1905.02244, [V4]
 2404.10518; "timm" / "tv" are the reference implementations.
 """
+import ast
+import functools
+import os.path as osp
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, List, Optional
 
 
 @dataclass(frozen=True)
@@ -109,8 +116,9 @@ CLASSIFIERS = [
 
 @dataclass(frozen=True)
 class TaskRow:
-    """A detector or segmenter of the papers, keyed by our config name."""
-    config: str
+    """A detector or segmenter of the papers: the ``Paper`` block of its
+    model in a config family's ``metafile.yml``."""
+    config: str  # the model's Name in the metafile (its config file stem)
     metric: str
     score: float
     params_m: Optional[PaperFigure]
@@ -118,33 +126,74 @@ class TaskRow:
     source: str
 
 
-TASKS = {row.config: row for row in [
-    TaskRow('ssdlite_v1', 'COCO mAP', 22.2, _f('5.1'), _f('1.3'), '[V3] Tab 6'),
-    TaskRow('ssdlite_v2', 'COCO mAP', 22.1, _f('4.3'), _f('0.80'),
-            '[V3] Tab 6'),
-    TaskRow('ssdlite_v3', 'COCO mAP', 22.0, _f('4.97'), _f('0.62'),
-            '[V3] Tab 6'),
-    TaskRow('ssdlite_v3_large_reduced', 'COCO mAP', 22.0, _f('3.22'), _f('0.51'),
-            '[V3] Tab 6'),
-    TaskRow('ssdlite_v3_small', 'COCO mAP', 16.0, _f('2.49'), _f('0.21'),
-            '[V3] Tab 6'),
-    TaskRow('ssdlite_v3_small_reduced', 'COCO mAP', 16.1, _f('1.77'),
-            _f('0.16'), '[V3] Tab 6'),
-    TaskRow('retinanet_v4_conv_medium', 'COCO val AP', 32.6, _f('9.79'),
-            _f('5.06'), '[V4] Tab 7'),
-    TaskRow('retinanet_v4_hybrid_medium', 'COCO val AP', 34.0, _f('11.15'),
-            _f('5.62'), '[V4] Tab 7'),
-    TaskRow('raspp_v2_cityscapes', 'Cityscapes val mIoU', 72.84, _f('2.11'),
-            _f('21.29'), '[V3] Tab 7 row 1'),
-    TaskRow('raspp_v3_large_cityscapes', 'Cityscapes val mIoU', 72.64,
-            _f('3.60'), _f('18.43'), '[V3] Tab 7 row 5'),
-    TaskRow('lraspp_v2_cityscapes', 'Cityscapes val mIoU', 72.74, _f('0.98'),
-            _f('12.57'), '[V3] Tab 7 row 4'),
-    TaskRow('lraspp_v3_large_cityscapes', 'Cityscapes val mIoU', 72.36,
-            _f('1.51'), _f('9.74'), '[V3] Tab 7 row 8'),
-    TaskRow('lraspp_v3_small_cityscapes', 'Cityscapes val mIoU', 68.38,
-            _f('0.47'), _f('2.90'), '[V3] Tab 7 row 11'),
-]}
+# The repository root: configs/ sits beside the package (an editable
+# install, as the README's set-up makes).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MODEL_INDEX = osp.join(REPO_ROOT, 'configs', 'model-index.yml')
+
+
+def _read_yaml(path: str):
+    import yaml
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+@functools.lru_cache(maxsize=None)
+def _task_rows() -> Dict[str, TaskRow]:
+    """Every model with paper figures in the metafiles that
+    ``configs/model-index.yml`` imports, keyed by the absolute path of its
+    config."""
+    rows = {}
+    if not osp.isfile(MODEL_INDEX):  # installed without the configs
+        return rows
+    for metafile in _read_yaml(MODEL_INDEX)['Import']:
+        for model in _read_yaml(osp.join(REPO_ROOT, metafile))['Models']:
+            paper = model.get('Paper') or {}
+            if 'Score' not in paper:
+                continue
+            rows[osp.realpath(osp.join(REPO_ROOT, model['Config']))] = \
+                TaskRow(model['Name'], paper['Metric'], float(paper['Score']),
+                        _f(str(paper['Parameters (M)'])),
+                        _f(str(paper['MAdds (G)'])), paper['Source'])
+    return rows
+
+
+def alias_target(config_path: str) -> Optional[str]:
+    """The config that ``config_path`` only renames, or None.
+
+    A file whose one statement is ``_base_ = 'OTHER.py'`` (such as
+    ``configs/ssdlite_v3.py``) builds exactly OTHER's model and recipe, so
+    it shares OTHER's paper figures; any other content may change them.
+    """
+    with open(config_path) as f:
+        tree = ast.parse(f.read())
+    body = [node for node in tree.body if not (
+        isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    if (len(body) == 1 and isinstance(body[0], ast.Assign)
+            and [getattr(t, 'id', None) for t in body[0].targets] == [
+                '_base_']
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        return osp.join(osp.dirname(config_path), body[0].value.value)
+    return None
+
+
+def find_task_row(config_path: str) -> Optional[TaskRow]:
+    """The paper's figures for a config (through aliases), or None."""
+    seen = set()
+    path = config_path
+    while path is not None and osp.realpath(path) not in seen:
+        row = _task_rows().get(osp.realpath(path))
+        if row is not None:
+            return row
+        seen.add(osp.realpath(path))
+        path = alias_target(path) if osp.isfile(path) else None
+    return None
+
+
+def task_rows() -> List[TaskRow]:
+    """Every paper row of the metafiles."""
+    return list(_task_rows().values())
 
 
 def find_classifier_row(arch: str, widen_factor: float = 1.0,

@@ -20,7 +20,10 @@ from mobilenet_mm.tools_common import CLIError
 
 from tests.conftest import REPO as ROOT
 
-DEMO = osp.join(ROOT, 'configs', 'demo', 'ssdlite_v3_demo.py')
+DEMO = osp.join(
+    ROOT, 'configs', 'demo',
+    'ssdlite_mobilenetv3-large-scratch_1xb16-400iter_synthetic-shapes-'
+    '160x160.py')
 
 
 @pytest.fixture(scope='module')

@@ -16,7 +16,8 @@ from mobilenet_mm.datasets.seg_transforms import (LabelSizeError,
                                                   MissingLabelError,
                                                   SegLabelError)
 
-CONFIG = 'configs/lraspp_v3_large_cityscapes.py'
+CONFIG = ('configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+          'cityscapes-769x769.py')
 
 
 @pytest.fixture(scope='module')
@@ -192,7 +193,8 @@ def test_train_tool_reports_a_bad_label_in_one_line(cityscapes, tmp_path,
         'train_dataloader', 'val_dataloader', 'test_dataloader')]
     proc = subprocess.run(
         [sys.executable, 'tools/train.py',
-         'configs/demo/lraspp_v3_large_demo.py', '--work-dir',
+         'configs/demo/lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_'
+         'synthetic-cityscapes-128x256.py', '--work-dir',
          str(tmp_path / 'work'), '--cfg-options', *roots,
          'train_cfg.max_iters=2'],
         cwd=repo, capture_output=True, text=True, timeout=600,

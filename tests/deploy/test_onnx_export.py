@@ -143,8 +143,10 @@ def test_config_export_parity(config, tmp_path):
             config)
 
 
-@pytest.mark.parametrize('config', ['ssdlite_v3.py',
-                                    'retinanet_v4_conv_medium.py'])
+@pytest.mark.parametrize('config', [
+    'ssdlite_v3.py',
+    'retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-'
+    '384x384.py'])
 def test_detector_exports_nms_in_graph(config, tmp_path):
     path_cfg = osp.join(ROOT, 'configs', config)
     if not osp.isfile(path_cfg):
@@ -293,7 +295,9 @@ def run_cli(argv):
 
 
 SSDLITE_V3 = osp.join(ROOT, 'configs', 'ssdlite_v3.py')
-LRASPP_V3 = osp.join(ROOT, 'configs', 'lraspp_v3_large_cityscapes.py')
+LRASPP_V3 = osp.join(
+    ROOT, 'configs', 'lraspp',
+    'lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py')
 
 
 @pytest.mark.skipif(not osp.isfile(SSDLITE_V3), reason='no SSDLite config')

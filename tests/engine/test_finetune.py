@@ -14,9 +14,12 @@ from mobilenet_mm.datasets import generate_cityscapes_segmentation
 from mobilenet_mm.engine.finetune import (FinetuneHook, class_layer_names,
                                           load_for_finetune)
 
-CITYSCAPES = 'configs/lraspp_v3_large_cityscapes.py'
-IMAGENET = 'configs/lraspp_v3_large_imagenet_cityscapes.py'
-CUSTOM = 'configs/lraspp_v3_large_custom_dataset.py'
+CITYSCAPES = ('configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+              'cityscapes-769x769.py')
+IMAGENET = ('configs/lraspp/lraspp_mobilenetv3-large-d16-imagenet_4xb4-90k_'
+            'cityscapes-769x769.py')
+CUSTOM = ('configs/lraspp/lraspp_mobilenetv3-large-rf2-d16-finetune_4xb8-20k_'
+          'custom-512x512.py')
 CLASS_KEYS = ['decode_head.conv_seg.weight', 'decode_head.conv_seg.bias',
               'decode_head.conv_seg_low.weight',
               'decode_head.conv_seg_low.bias']
@@ -143,7 +146,8 @@ def test_load_for_finetune_keeps_all_but_the_class_layers(
 
 def test_architecture_mismatch_is_refused(trained_checkpoint):
     path, _ = trained_checkpoint
-    model = build('configs/lraspp_v3_small_cityscapes.py')
+    model = build('configs/lraspp/lraspp_mobilenetv3-small-rf2-d16_4xb4-90k_'
+                  'cityscapes-769x769.py')
     with pytest.raises(ValueError, match='not a class layer'):
         load_for_finetune(model, path, logger='silent')
 

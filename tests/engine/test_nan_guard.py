@@ -224,7 +224,8 @@ def test_distributed_processes_skip_together(tmp_path):
     env = with_repo_on_path(dict(os.environ, OMP_NUM_THREADS='1'))
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={port}', str(script), osp.join(REPO, 'tests', 'engine'),
+         f'--master_port={port}', str(script),
+         osp.join(REPO, 'tests', 'engine'),
          str(tmp_path / 'work')],
         capture_output=True, text=True, env=env, timeout=300)
     out = proc.stdout + proc.stderr

@@ -1,7 +1,8 @@
 """Every detection config builds, its in_channels follow its backbone, and
 the whole detector's params and MAdds match the papers (within 3%).
 
-What is compared (configs/README.md says why):
+What is compared (configs/ssdlite/README.md and configs/retinanet/README.md
+say why):
 
 * SSDLite V1 and V2 ([V2] Table 6): the configs as they are, 80 classes.
 * SSDLite V3 ([V3] Table 6): the class predictors with 90 outputs per box,
@@ -31,19 +32,25 @@ from tests.conftest import REPO as ROOT
 
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', 'ssdlite_*.py')) +
-    glob.glob(osp.join(ROOT, 'configs', 'retinanet_*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'ssdlite', '*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'retinanet', '*.py')) +
     glob.glob(osp.join(ROOT, 'configs', 'demo', 'ssdlite*.py')))
+SSDLITE = 'ssdlite/ssdlite_mobilenetv{}-scratch_8xb24-660e_coco-320x320.py'
+RETINANET = 'retinanet/retinanet_mobilenetv4-{}_32xb64-600e_coco-384x384.py'
+SSDLITE_DEMO = ('ssdlite_mobilenetv3-large-scratch_1xb16-400iter_'
+                'synthetic-shapes-160x160.py')
 
 # config: (params M, MAdds G, num_classes to count with)
 PAPER = {
-    'ssdlite_v1.py': (5.1, 1.3, 80),
-    'ssdlite_v2.py': (4.3, 0.8, 80),
+    SSDLITE.format('1'): (5.1, 1.3, 80),
+    SSDLITE.format('2'): (4.3, 0.8, 80),
     'ssdlite_v3.py': (4.97, 0.62, 89),
-    'ssdlite_v3_large_reduced.py': (3.22, 0.51, 89),
-    'ssdlite_v3_small.py': (2.49, 0.21, 89),
-    'ssdlite_v3_small_reduced.py': (1.77, 0.16, 89),
-    'retinanet_v4_conv_medium.py': (9.79, 5.06, 80),
-    'retinanet_v4_hybrid_medium.py': (11.15, 5.62, 80),
+    SSDLITE.format('3-large'): (4.97, 0.62, 89),
+    SSDLITE.format('3-large-reduced'): (3.22, 0.51, 89),
+    SSDLITE.format('3-small'): (2.49, 0.21, 89),
+    SSDLITE.format('3-small-reduced'): (1.77, 0.16, 89),
+    RETINANET.format('conv-medium'): (9.79, 5.06, 80),
+    RETINANET.format('hybrid-medium'): (11.15, 5.62, 80),
 }
 
 
@@ -55,13 +62,14 @@ def _load(path, num_classes=None):
 
 
 def test_every_issue_config_exists():
-    names = {osp.basename(p) for p in CONFIGS}
-    for arch in ('v1', 'v2', 'v3', 'v3_large_reduced', 'v3_small',
-                 'v3_small_reduced', 'v4_conv_small', 'v4_conv_medium',
-                 'v4_conv_large', 'v4_hybrid_medium', 'v4_hybrid_large'):
-        assert f'ssdlite_{arch}.py' in names
-    assert {'retinanet_v4_conv_medium.py', 'retinanet_v4_hybrid_medium.py',
-            'ssdlite_v3_demo.py'} <= names
+    names = {osp.relpath(p, osp.join(ROOT, 'configs')) for p in CONFIGS}
+    for arch in ('1', '2', '3-large', '3-large-reduced', '3-small',
+                 '3-small-reduced', '4-conv-small', '4-conv-medium',
+                 '4-conv-large', '4-hybrid-medium', '4-hybrid-large'):
+        assert SSDLITE.format(arch) in names
+    assert {RETINANET.format('conv-medium'),
+            RETINANET.format('hybrid-medium'), 'ssdlite_v3.py',
+            osp.join('demo', SSDLITE_DEMO)} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -105,7 +113,7 @@ def _measure(cfg):
     return detector, params, madds
 
 
-@pytest.mark.parametrize('name', sorted(PAPER))
+@pytest.mark.parametrize('name', sorted(PAPER), ids=osp.basename)
 def test_fidelity_to_paper(name):
     paper_params, paper_madds, num_classes = PAPER[name]
     cfg = _load(osp.join(ROOT, 'configs', name), num_classes)
@@ -121,13 +129,13 @@ def test_fidelity_to_paper(name):
 def test_v3_rows_need_tf_class_count():
     """The reason for num_classes=89 above: at 80 classes V3-Small reduced
     falls outside 3% of the paper's 1.77M."""
-    cfg = _load(osp.join(ROOT, 'configs', 'ssdlite_v3_small_reduced.py'))
+    cfg = _load(osp.join(ROOT, 'configs', SSDLITE.format('3-small-reduced')))
     _, params, _ = _measure(cfg)
     assert params / 1e6 < 1.77 * 0.97
 
 
 def test_model_stats_tool_prints_the_starred_figures():
-    """configs/README.md's starred V3 figure comes from the tool with the
+    """configs/ssdlite/README.md's starred V3 figure comes from the tool with the
     paper's class count given as a --cfg-options override."""
     import subprocess
     import sys
@@ -142,5 +150,5 @@ def test_model_stats_tool_prints_the_starred_figures():
     row = [line for line in proc.stdout.splitlines()
            if line.startswith('| ssdlite_v3 |')][0]
     assert '| 4.992 | 4.97 | 0.612 | 0.62 |' in row, row
-    readme = open(osp.join(repo, 'configs', 'README.md')).read()
+    readme = open(osp.join(repo, 'configs', 'ssdlite', 'README.md')).read()
     assert '4.860 (4.992*)' in readme and '0.598 (0.612*)' in readme

@@ -16,25 +16,27 @@ from mobilenet_mm.models.decode_heads import LRASPPHead, RASPPHead
 from tests.conftest import REPO
 
 CONFIGS = sorted(
-    glob.glob(osp.join(REPO, 'configs', 'lraspp_*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'raspp_*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'lraspp', '*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'demo', 'lraspp_*.py')))
 NAMES = [osp.splitext(osp.basename(c))[0] for c in CONFIGS]
+CS = '_4xb4-90k_cityscapes-769x769'  # the Cityscapes configs' schedule
 
-# Iterations each config claims (its comments and configs/README.md).
+# Iterations each config claims (its comments and configs/lraspp/README.md).
 CLAIMED_ITERS = {name: 90000 for name in NAMES}
-CLAIMED_ITERS.update(lraspp_v3_large_custom_dataset=20000,
-                     lraspp_v3_large_demo=250)
+CLAIMED_ITERS.update({
+    'lraspp_mobilenetv3-large-rf2-d16-finetune_4xb8-20k_custom-512x512': 20000,
+    'lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_synthetic-cityscapes-'
+    '128x256': 250})
 
 # [V3] Table 7: row -> (config, params M, MAdds B at 1024x2048).
 PAPER = {
-    1: ('raspp_v2_cityscapes', 2.11, 21.29),
-    4: ('lraspp_v2_cityscapes', 0.98, 12.57),
-    5: ('raspp_v3_large_cityscapes', 3.60, 18.43),
-    8: ('lraspp_v3_large_cityscapes', 1.51, 9.74),
-    11: ('lraspp_v3_small_cityscapes', 0.47, 2.90),
+    1: ('raspp_mobilenetv2-d16' + CS, 2.11, 21.29),
+    4: ('lraspp_mobilenetv2-rf2-d16' + CS, 0.98, 12.57),
+    5: ('raspp_mobilenetv3-large-d16' + CS, 3.60, 18.43),
+    8: ('lraspp_mobilenetv3-large-rf2-d16' + CS, 1.51, 9.74),
+    11: ('lraspp_mobilenetv3-small-rf2-d16' + CS, 0.47, 2.90),
 }
-# What the configs measure (configs/README.md): params M, MAdds B. MAdds
+# What the configs measure (configs/lraspp/README.md): params M, MAdds B. MAdds
 # follow Table 7's convention, up to logits at full resolution (convs plus
 # bilinear resizes, mobilenet_mm.analysis.segmentor_madds).
 MEASURED = {
@@ -46,8 +48,8 @@ MEASURED = {
 }
 # [V3] Table 8: the same models at output stride 32 (last block not
 # atrous), MAdds B at 1024x2048.
-PAPER_OS32 = {'lraspp_v3_large_cityscapes': 7.74,
-              'lraspp_v3_small_cityscapes': 2.06}
+PAPER_OS32 = {'lraspp_mobilenetv3-large-rf2-d16' + CS: 7.74,
+              'lraspp_mobilenetv3-small-rf2-d16' + CS: 2.06}
 
 
 def config_path(name):
@@ -106,8 +108,9 @@ def test_config_builds_our_head_with_the_backbone_channels(path):
                          512 // strides[0])
 
 
-@pytest.mark.parametrize('path', [c for c in CONFIGS if 'demo' not in c],
-                         ids=[n for n in NAMES if 'demo' not in n])
+@pytest.mark.parametrize(
+    'path', [c for c in CONFIGS if osp.sep + 'demo' + osp.sep not in c],
+    ids=lambda path: osp.splitext(osp.basename(path))[0])
 def test_evaluated_at_1024x2048_with_iou_metric(path):
     cfg = Config.fromfile(path)
     assert cfg.val_evaluator.type == 'IoUMetric'
@@ -157,7 +160,7 @@ def test_built_train_loop_runs_the_claimed_iterations(path, synthetic_root,
 
 
 def test_readme_states_the_claimed_iterations():
-    readme = open(osp.join(REPO, 'configs', 'README.md')).read()
+    readme = open(osp.join(REPO, 'configs', 'lraspp', 'README.md')).read()
     section = readme.split('<!-- segmentation: start -->')[1].split(
         '<!-- segmentation: end -->')[0]
     for name in NAMES:
@@ -169,15 +172,16 @@ def test_readme_states_the_claimed_iterations():
         assert f'{measured[0]:.3f}' in line and f'{measured[1]:.3f}' in line
     assert '90k' in section and '20k' in section and '250' in section
     # The command that printed the figures.
-    assert re.search(r'python tools/analysis/model_stats\.py configs/'
-                     r'lraspp_v3_large_cityscapes\.py', section)
+    assert re.search(r'python tools/analysis/model_stats\.py configs/lraspp/'
+                     r'lraspp_mobilenetv3-large-rf2-d16' + CS + r'\.py',
+                     section)
 
 
 # -- fidelity: [V3] Table 7 -------------------------------------------------
 @pytest.mark.parametrize('row', sorted(PAPER))
 def test_table_7_with_the_configs(row):
     """Params and MAdds within 3% of Table 7, pinned to the figures
-    configs/README.md shows."""
+    configs/lraspp/README.md shows."""
     name, paper_params, paper_madds = PAPER[row]
     params, madds = stats(build_model(Config.fromfile(config_path(name))))
     params, madds = params / 1e6, madds / 1e9
@@ -201,8 +205,8 @@ def test_table_7_needs_the_resizes():
     """Convs alone fall 4% short of row 8: Table 7 counts the network up
     to full-resolution logits, and the resizes are what the difference
     is (2x of F=128 channels to 1/8, then 8x of the 19 logits)."""
-    model = build_model(
-        Config.fromfile(config_path('lraspp_v3_large_cityscapes'))).to('meta')
+    model = build_model(Config.fromfile(
+        config_path('lraspp_mobilenetv3-large-rf2-d16' + CS))).to('meta')
     image = torch.zeros(1, 3, 1024, 2048, device='meta')
     convs = count_madds(model, image, mode='tensor')
     assert not within(convs / 1e9, 9.74, 0.025)
@@ -219,7 +223,7 @@ def test_table_7_row_3_and_the_effect_of_f():
     """Row 3 is row 4's model with F=256: both match, and the paper's
     0.04M / 0.26B difference is the high-level conv at 1/16 plus the class
     conv at 1/8."""
-    cfg = Config.fromfile(config_path('lraspp_v2_cityscapes'))
+    cfg = Config.fromfile(config_path('lraspp_mobilenetv2-rf2-d16' + CS))
     row4 = stats(build_model(cfg))
     cfg.model.decode_head.channels = 256
     row3 = stats(build_model(cfg))
@@ -231,7 +235,7 @@ def test_table_7_row_3_and_the_effect_of_f():
 
 
 def test_meta_device_counts_equal_real_counts():
-    cfg = Config.fromfile(config_path('lraspp_v3_small_cityscapes'))
+    cfg = Config.fromfile(config_path('lraspp_mobilenetv3-small-rf2-d16' + CS))
     from mmengine.model import revert_sync_batchnorm
     model = revert_sync_batchnorm(build_model(cfg))
     real = segmentor_madds(model, torch.zeros(1, 3, 128, 256))

@@ -283,7 +283,8 @@ def test_hard_negative_mining_keeps_three_negatives_per_positive():
 
 def test_head_loss_and_predict_through_detector():
     from mmengine.config import Config
-    cfg = Config.fromfile('configs/ssdlite_v3_small.py')
+    cfg = Config.fromfile('configs/ssdlite/ssdlite_mobilenetv3-small-scratch_'
+                          '8xb24-660e_coco-320x320.py')
     detector = MMDET_MODELS.build(cfg.model)
     detector.init_weights()
     size = 320

@@ -16,6 +16,11 @@ RATIO_ROW = re.compile(r'^\| (?P<name>[^|]+) \| [\d.]+ \| [\d.]+ \| '
                        r'(?P<target>[^|]+) \| (?P<status>met|MISSED|-) \|$',
                        re.M)
 QUICK = ['--repeats', '2', '--heavy-repeats', '1', '--warmup', '0']
+SSDLITE_V3_SMALL = 'ssdlite_mobilenetv3-small-scratch_8xb24-660e_coco-320x320'
+LRASPP_V3_SMALL = ('lraspp_mobilenetv3-small-rf2-d16_4xb4-90k_'
+                   'cityscapes-769x769')
+LRASPP_V3_LARGE = ('lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+                   'cityscapes-769x769')
 
 
 def _load(name):
@@ -81,10 +86,11 @@ def test_lraspp_suite(capsys):
 
 def test_onnx_and_madds_suites(capsys):
     out = run_benchmark(['--suite', 'onnx', 'madds', '--onnx-configs',
-                         'configs/ssdlite_v3_small.py', '--madds-archs',
-                         'v3_small', '--madds-size', '96x96'] + QUICK, capsys)
-    assert [r['name'] for r in ratio_rows(out)] == ['ssdlite_v3_small, '
-                                                    '320x320']
+                         f'configs/ssdlite/{SSDLITE_V3_SMALL}.py',
+                         '--madds-archs', 'v3_small', '--madds-size',
+                         '96x96'] + QUICK, capsys)
+    assert [r['name'] for r in ratio_rows(out)] == [
+        f'{SSDLITE_V3_SMALL}, 320x320']
     madds = re.search(r'^\| v3_small \| (\d+) \| [\d.]+ \| [\d.]+ \| '
                       r'[\d.]+ \| ([\d.]+) \|', out, re.M)
     assert madds and int(madds[1]) > 0 and float(madds[2]) > 0
@@ -101,13 +107,13 @@ def test_backbone_suite_still_works(capsys):
 def test_layout_suite_times_each_backbone_against_itself(capsys):
     out = run_benchmark(['--suite', 'layout', '--arch', 'v3_small', 'v1',
                          '--sizes', '64x64', '96x128', '--layout-configs',
-                         'configs/ssdlite_v3_small.py',
-                         'configs/lraspp_v3_small_cityscapes.py',
+                         f'configs/ssdlite/{SSDLITE_V3_SMALL}.py',
+                         f'configs/lraspp/{LRASPP_V3_SMALL}.py',
                          '--seg-size', '128x256'] + QUICK, capsys)
     assert [r['name'] for r in ratio_rows(out)] == [
         'v3_small, 64x64', 'v3_small, 96x128', 'v1, 64x64', 'v1, 96x128',
-        'ssdlite_v3_small (whole model), 320x320',
-        'lraspp_v3_small_cityscapes (whole model), 128x256']
+        f'{SSDLITE_V3_SMALL} (whole model), 320x320',
+        f'{LRASPP_V3_SMALL} (whole model), 128x256']
     assert 'channels-last against NCHW' in out
     with pytest.raises(SystemExit, match='unknown backbones'):
         run_benchmark(['--suite', 'layout', '--arch', 'v9'], capsys)
@@ -189,5 +195,4 @@ def test_gpu_check_without_cuda_and_dry_run(capsys, monkeypatch):
                       r'\d+x\d+ \| ([\d.]+) \| ([\d.]+) \|', out, re.M)
     assert [r[0] for r in rows] == [
         'ssdlite_v3', 'ssdlite_v3 (channels-last)',
-        'lraspp_v3_large_cityscapes',
-        'lraspp_v3_large_cityscapes (channels-last)']
+        LRASPP_V3_LARGE, f'{LRASPP_V3_LARGE} (channels-last)']

@@ -32,8 +32,9 @@ def trained(tmp_path_factory):
     generate_coco_detection(data, num_train=8, num_val=4, size=(SIZE, SIZE))
     # The demo config at SIZE px, 4 iterations, on the tiny data set.
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo',
-                                   'ssdlite_v3_demo.py'))
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'demo', 'ssdlite_mobilenetv3-large-scratch_1xb16-'
+        '400iter_synthetic-shapes-160x160.py'))
     cfg.model.bbox_head.anchor_generator.input_size = SIZE
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = data

@@ -1,5 +1,6 @@
-"""The embedded demo (configs/demo/lraspp_v3_large_demo.py): it is the real
-V3-Large LR-ASPP config with only data and schedule changed, and it learns.
+"""The embedded LR-ASPP demo (configs/demo/lraspp_mobilenetv3-large-rf2-d16_
+1xb8-250iter_synthetic-cityscapes-128x256.py): it is the real V3-Large
+LR-ASPP config with only data and schedule changed, and it learns.
 The short version here trains 120 iterations on 64x128 synthetic scenes
 (about 20 s on a quiet core) and must clear mIoU 40 and pixel accuracy 80
 (measured 53.1 / 83.1)."""
@@ -11,8 +12,12 @@ from mmengine.config import Config
 
 from tests.conftest import REPO
 
-DEMO = osp.join(REPO, 'configs', 'demo', 'lraspp_v3_large_demo.py')
-REAL = osp.join(REPO, 'configs', 'lraspp_v3_large_cityscapes.py')
+DEMO = osp.join(
+    REPO, 'configs', 'demo', 'lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_'
+    'synthetic-cityscapes-128x256.py')
+REAL = osp.join(
+    REPO, 'configs', 'lraspp',
+    'lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_cityscapes-769x769.py')
 
 # Top-level keys the demo may change: data and schedule.
 DATA_KEYS = {'data_root', 'crop_size', 'train_pipeline', 'test_pipeline',

@@ -108,27 +108,40 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu',
                         help="'cpu' or 'cuda[:N]'")
     parser.add_argument('--det-configs', nargs='+', default=[
-        'configs/ssdlite_v3.py', 'configs/ssdlite_v3_large_reduced.py'],
+        'configs/ssdlite_v3.py',
+        'configs/ssdlite/ssdlite_mobilenetv3-large-reduced-scratch_8xb24-'
+        '660e_coco-320x320.py'],
                         help='SSDLite configs timed against torchvision')
     parser.add_argument('--det-batches', nargs='+', type=positive_int,
                         default=[1, 8])
     parser.add_argument('--det-size', type=parse_size, default=(320, 320))
-    parser.add_argument('--train-config', default='configs/ssdlite_v2.py')
+    parser.add_argument('--train-config', default=(
+        'configs/ssdlite/ssdlite_mobilenetv2-scratch_8xb24-660e_coco-'
+        '320x320.py'))
     parser.add_argument('--train-peer', default=MMDET_SSDLITE)
     parser.add_argument('--train-batch', type=positive_int, default=8)
-    parser.add_argument('--seg-config',
-                        default='configs/lraspp_v3_large_cityscapes.py')
+    parser.add_argument('--seg-config', default=(
+        'configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+        'cityscapes-769x769.py'))
     parser.add_argument('--seg-peer', default=MMSEG_LRASPP)
     parser.add_argument('--seg-size', type=parse_size, default=(1024, 2048))
     parser.add_argument('--onnx-configs', nargs='+', default=[
-        'configs/ssdlite_v3.py', 'configs/ssdlite_v2.py',
-        'configs/retinanet_v4_conv_medium.py',
-        'configs/lraspp_v3_large_cityscapes.py'])
+        'configs/ssdlite_v3.py',
+        'configs/ssdlite/ssdlite_mobilenetv2-scratch_8xb24-660e_coco-'
+        '320x320.py',
+        'configs/retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_'
+        'coco-384x384.py',
+        'configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+        'cityscapes-769x769.py'])
     parser.add_argument('--onnx-seg-size', type=parse_size,
                         default=(1024, 2048))
     parser.add_argument('--layout-configs', nargs='+', default=[
-        'configs/ssdlite_v1.py', 'configs/lraspp_v1_cityscapes.py',
-        'configs/ssdlite_v4_hybrid_large.py'],
+        'configs/ssdlite/ssdlite_mobilenetv1-scratch_8xb24-660e_coco-'
+        '320x320.py',
+        'configs/lraspp/lraspp_mobilenetv1-rf2-d16_4xb4-90k_cityscapes-'
+        '769x769.py',
+        'configs/ssdlite/ssdlite_mobilenetv4-hybrid-large-scratch_8xb24-'
+        '660e_coco-320x320.py'],
                         help='whole models the layout suite times after '
                         'the backbones (segmenters at --seg-size)')
     parser.add_argument('--madds-archs', nargs='+', default=None,
@@ -326,7 +339,7 @@ def ssdlite_suite(args, report, memory):
             'sides: nearly every candidate passes the 0.001 score '
             'threshold, so both run NMS at its heaviest. torchvision '
             'without a pretrained backbone builds the reduced tail, which '
-            'ssdlite_v3_large_reduced matches.')
+            'ssdlite_mobilenetv3-large-reduced matches.')
     lines = report.section(
         f'SSDLite end to end against torchvision {TORCHVISION_SSDLITE}',
         TABLE_HEADER, note)

@@ -31,7 +31,8 @@ sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
 DET_PAIR = ('configs/ssdlite_v3.py',
             'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
-SEG_PAIR = ('configs/lraspp_v3_large_cityscapes.py',
+SEG_PAIR = ('configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+            'cityscapes-769x769.py',
             'mmseg::mobilenet_v3/'
             'mobilenet-v3-d8_lraspp_4xb4-320k_cityscapes-512x1024.py')
 

@@ -1,12 +1,11 @@
-# Common base of the Cityscapes LR-ASPP configs: data (cityscapes_lraspp.py),
-# schedule (lraspp_schedule_90k.py) and the LR-ASPP segmentor ([V3] section
-# 6.4, Figure 10) on MobileNetV3-Large with the reduced tail, output stride
-# 16, F = 128: [V3] Table 7 row 8. The configs of other backbones replace
-# `backbone` and the head's in_channels.
+# The LR-ASPP segmentor ([V3] section 6.4, Figure 10) on MobileNetV3-Large
+# with the reduced tail, output stride 16, F = 128: [V3] Table 7 row 8. The
+# configs of configs/lraspp/ of other backbones replace `backbone` and the
+# head's in_channels. Data: ../datasets/cityscapes_769x769.py, schedule:
+# ../schedules/sgd-poly_90k.py; the config sets the preprocessor's size to
+# the data's crop_size.
 # mobilenet_mm.LRASPPHead is ours; mmseg's own LRASPPHead is a different
 # head (output stride 8, extra skips, a pool fixed to one crop size).
-_base_ = ['./cityscapes_lraspp.py', './lraspp_schedule_90k.py']
-
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN when not distributed
 model = dict(
     type='EncoderDecoder',
@@ -16,8 +15,7 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
         pad_val=0,
-        seg_pad_val=255,
-        size={{_base_.crop_size}}),
+        seg_pad_val=255),
     backbone=dict(
         type='mobilenet_mm.MobileNetV3',
         arch='large',
@@ -30,7 +28,7 @@ model = dict(
         # "RF2": the last stage's channels halved, TF DeepLab's rule (the
         # first block's expansion too: 672 -> 336)
         reduced_tail='segmentation',
-        # NHWC on the CPU (faster there; see _base_/ssdlite_coco.py)
+        # NHWC on the CPU (faster there; see ssdlite_mobilenetv3-large.py)
         channels_last='cpu',
         norm_cfg=norm_cfg),
     decode_head=dict(
@@ -43,7 +41,7 @@ model = dict(
         # follows the input size. (1., 1.) would pool globally.
         pool_kernel=(49 / 64, 49 / 128),
         pool_stride=(16 / 64, 20 / 128),
-        num_classes={{_base_.num_classes}},
+        num_classes=19,  # Cityscapes
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(

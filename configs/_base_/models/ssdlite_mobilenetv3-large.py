@@ -1,6 +1,7 @@
-# SSDLite on COCO 2017 at 320x320: everything but the backbone's taps.
-# Each configs/ssdlite_*.py inherits this file and sets the backbone and the
-# two in_channels that follow its taps.
+# SSDLite on MobileNetV3-Large (the default backbone; each config of
+# configs/ssdlite/ replaces the backbone and the two in_channels that follow
+# its taps). Data: ../datasets/coco_ssdlite-320x320.py, schedule:
+# ../schedules/sgd-cosine_660e.py.
 #
 # Architecture: MobileNetV2 paper section 6.2 and MobileNetV3 paper section
 # 6.2, as built by TF object_detection (ssd_mobilenet_v3_feature_extractor,
@@ -10,28 +11,13 @@
 # 0.2-0.95 (3 boxes on the first map, 6 on the others), BN eps 1e-3 and
 # decay 0.97 (momentum 0.03), ReLU6; softmax loss with hard negative mining
 # 3:1 (MobileNetV2 paper; TF ssdlite_mobilenet_v2_coco.config; torchvision).
-#
-# Recipe: torchvision's ssdlite320_mobilenet_v3_large (references/detection/
-# README.md: 8 GPUs x 24 images, SGD lr 0.15 momentum 0.9, weight decay
-# 4e-5, cosine over 660 epochs after a 1000-iteration linear warm-up,
-# "ssdlite" augmentation = IoU random crop + horizontal flip, inputs scaled
-# to [-1, 1]), which reaches 21.3 mAP with this head design. The backbone
-# starts from scratch, as in the TF release ("initialized from scratch") and
-# torchvision; to start from ImageNet weights set
+# The backbone starts from scratch, as in the TF release ("initialized from
+# scratch") and torchvision; to start from ImageNet weights set
 # model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...).
-_base_ = [
-    'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/default_runtime.py',
-]
 custom_imports = dict(
     imports=['mobilenet_mm', 'mobilenet_mm.datasets.coco_checks'],
     allow_failed_imports=False)
-# mmdet's CocoDataset plus checks that end bad data in one clear line
-# (mobilenet_mm/datasets/coco_checks.py), and the class-count check.
-dataset_type = 'mobilenet_mm.CocoDetection'
-custom_hooks = [dict(type='mobilenet_mm.ClassCountCheckHook')]
 
-input_size = 320
 # TF batch norm decay 0.97 == PyTorch momentum 0.03; also in the backbone
 # (TF override_base_feature_extractor_hyperparams, torchvision norm_layer).
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
@@ -69,7 +55,7 @@ model = dict(
         norm_cfg=norm_cfg,
         anchor_generator=dict(
             type='mobilenet_mm.SSDLiteAnchorGenerator',
-            input_size=input_size,
+            input_size=320,  # the data's input_size
             min_scale=0.2,
             max_scale=0.95),
         # TF faster_rcnn_box_coder scales (10, 10, 5, 5).
@@ -107,60 +93,3 @@ model = dict(
         min_bbox_size=0,
         score_thr=0.001,
         max_per_img=100))
-
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='MinIoURandomCrop',
-        min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
-        min_crop_size=0.3),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=24,
-    num_workers=4,
-    # Every image is resized to input_size: no aspect-ratio grouping.
-    batch_sampler=None,
-    dataset=dict(type=dataset_type, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, dataset=dict(type=dataset_type, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-
-max_epochs = 660
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.15, momentum=0.9, weight_decay=4e-5))
-param_scheduler = [
-    dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-        end=1000),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs,
-        eta_min=0.,
-        by_epoch=True,
-        begin=0,
-        end=max_epochs),
-]
-# lr 0.15 is for 8 GPUs x 24 images; with another total batch size, run with
-# --cfg-options auto_scale_lr.enable=True to scale it linearly.
-auto_scale_lr = dict(enable=False, base_batch_size=192)
-
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))

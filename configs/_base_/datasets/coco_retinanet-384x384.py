@@ -1,0 +1,50 @@
+# COCO 2017 at 384x384 with the augmentation of TF Model Garden's mobile
+# RetinaNet configs (official/vision/configs/experiments/retinanet/
+# coco_mobilenetv2_tpu.yaml: horizontal flip, scale jitter 0.5-2.0), as in
+# [V4] section 7.
+_base_ = 'mmdet::_base_/datasets/coco_detection.py'
+
+# mmdet's CocoDataset plus checks that end bad data in one clear line
+# (mobilenet_mm/datasets/coco_checks.py), and the class-count check.
+dataset_type = 'mobilenet_mm.CocoDetection'
+custom_hooks = [dict(type='mobilenet_mm.ClassCountCheckHook')]
+
+input_size = 384
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='RandomResize',
+        scale=(input_size, input_size),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(
+        type='RandomCrop',
+        crop_type='absolute',
+        crop_size=(input_size, input_size),
+        recompute_bbox=True,
+        allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='Pad', size=(input_size, input_size)),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+# 32 GPUs x 64 images = the paper's 2048.
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    batch_sampler=None,
+    dataset=dict(type=dataset_type, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8, dataset=dict(type=dataset_type, pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,42 @@
+# COCO 2017 at 320x320 with the SSDLite data recipe of torchvision's
+# ssdlite320_mobilenet_v3_large (references/detection/README.md: "ssdlite"
+# augmentation = IoU random crop + horizontal flip; 24 images per GPU).
+# The model's anchors are laid out for input_size.
+_base_ = 'mmdet::_base_/datasets/coco_detection.py'
+
+# mmdet's CocoDataset plus checks that end bad data in one clear line
+# (mobilenet_mm/datasets/coco_checks.py), and the class-count check.
+dataset_type = 'mobilenet_mm.CocoDetection'
+custom_hooks = [dict(type='mobilenet_mm.ClassCountCheckHook')]
+
+input_size = 320
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='MinIoURandomCrop',
+        min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
+        min_crop_size=0.3),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=24,
+    num_workers=4,
+    # Every image is resized to input_size: no aspect-ratio grouping.
+    batch_sampler=None,
+    dataset=dict(type=dataset_type, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8, dataset=dict(type=dataset_type, pipeline=test_pipeline))
+test_dataloader = val_dataloader
