@@ -38,17 +38,18 @@ def main():
     import torch
 
     from mobilenet_mm.models.backbones import build_backbone_by_name
+    from mobilenet_mm.errors import CheckpointLoadError
     from mobilenet_mm.models.weight_conversion import (
-        convert_reference_state_dict, is_own_state_dict, unwrap_state_dict)
-    from mobilenet_mm.utils import (CheckpointLoadError, atomic_write,
-                                    load_checkpoint_file)
+        convert_reference_state_dict, is_own_state_dict)
+    from mobilenet_mm.utils.checkpoint import (atomic_write,
+                                               load_state_dict_file)
     if os.path.exists(args.dst) and not args.force:
         sys.exit(f'convert_weights: error: {args.dst} exists; pass --force '
                  'to overwrite it')
     try:
         backbone = build_backbone_by_name(args.arch,
                                           widen_factor=args.widen_factor)
-        state = unwrap_state_dict(load_checkpoint_file(args.src))
+        state = load_state_dict_file(args.src)
         if is_own_state_dict(state, backbone):
             sys.exit(f'convert_weights: error: {args.src} already uses '
                      'mobilenet_mm key names; nothing to convert')

@@ -29,9 +29,11 @@ import os.path as osp  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 
-from mobilenet_mm.tools_common import (CLIError, build_runner,
-                                       check_detection_data, load_config,
-                                       register_host_modules, run_cli)
+from mobilenet_mm.apis import (build_runner, load_config,  # noqa: E402
+                               register_host_modules, run_cli)
+from mobilenet_mm.datasets.path_checks import (  # noqa: E402
+    check_detection_data)
+from mobilenet_mm.errors import CLIError  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(

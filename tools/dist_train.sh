@@ -3,7 +3,7 @@
 #   tools/dist_train.sh CONFIG GPUS [train.py arguments...]
 # GPUS is the number of processes per node, one per GPU; on a machine
 # without a GPU they train on the CPU (gloo backend, SyncBN included, see
-# mobilenet_mm/tools_common.py). Multi-node and interpreter settings: see
+# mobilenet_mm/apis/launch.py). Multi-node and interpreter settings: see
 # tools/torchrun.sh.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then

@@ -20,12 +20,12 @@ import argparse
 import os.path as osp
 import sys
 
-from mobilenet_mm.tools_common import (CLIError, build_runner,
-                                       check_data_paths,
-                                       check_detection_data, detect_task,
-                                       has_accelerator, load_config,
-                                       register_host_modules,
-                                       resolve_work_dir, run_cli, set_launcher)
+from mobilenet_mm.apis import (build_runner, detect_task, has_accelerator,
+                               load_config, register_host_modules,
+                               resolve_work_dir, run_cli, set_launcher)
+from mobilenet_mm.datasets.path_checks import (check_data_paths,
+                                               check_detection_data)
+from mobilenet_mm.errors import CLIError
 
 RESUME_AUTO = 'auto'
 

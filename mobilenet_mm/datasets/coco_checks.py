@@ -22,8 +22,8 @@ the file, the id or the config key.
 * :class:`ClassCountCheckHook` (``mobilenet_mm.ClassCountCheckHook``): the
   class-count check at run time, for configs run by any tool.
 
-:class:`CocoDataError` is a :class:`~mobilenet_mm.tools_common.CLIError`,
-so the command-line tools print it as their one-line error.
+:class:`CocoDataError` is a :class:`~mobilenet_mm.errors.UserError`, so the
+command-line tools print it as their one-line error.
 """
 import json
 import os.path as osp
@@ -32,15 +32,11 @@ from typing import Dict, List, Optional, Sequence
 from mmdet.datasets import CocoDataset
 from mmengine.hooks import Hook
 
+from ..errors import CocoDataError
 from ..registry import DATASETS, HOOKS
-from ..tools_common import CLIError
 
 # mmdet's CocoDataset classes when a config gives no metainfo.
 _DEFAULT_CLASSES = CocoDataset.METAINFO['classes']
-
-
-class CocoDataError(CLIError, ValueError):
-    """Bad COCO-format detection data or a config that does not fit it."""
 
 
 def _describe_ids(ids: Sequence[int]) -> str:

@@ -28,16 +28,12 @@ from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
 
+from ..errors import ImageLoadError
 from ..registry import TRANSFORMS
-from ..tools_common import CLIError
 
 ON_ERROR = ('raise', 'skip')
 _JPEG_START, _JPEG_END = b'\xff\xd8\xff', b'\xff\xd9'
 _PNG_START = b'\x89PNG\r\n\x1a\n'
-
-
-class ImageLoadError(CLIError):
-    """An image file that is missing, empty, corrupted or truncated."""
 
 
 def truncation_problem(data: bytes) -> Optional[str]:

@@ -23,19 +23,9 @@ import numpy as np
 from mmengine.logging import print_log
 from mmseg.datasets.transforms import LoadAnnotations
 
+from ..errors import (LabelSizeError, MissingLabelError,  # noqa: F401
+                      SegLabelError)
 from ..registry import TRANSFORMS
-
-
-class SegLabelError(Exception):
-    """A label file that cannot be used; the message names it."""
-
-
-class MissingLabelError(SegLabelError, FileNotFoundError):
-    """The label file of an image does not exist."""
-
-
-class LabelSizeError(SegLabelError, ValueError):
-    """A label map whose size is not its image's size."""
 
 
 @TRANSFORMS.register_module()

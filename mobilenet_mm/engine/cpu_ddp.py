@@ -4,7 +4,7 @@ torch's ``SyncBatchNorm`` has no CPU kernels and DDP refuses it on CPU
 modules; mmengine's DDP wrapper passes ``device_ids``, which DDP takes for
 GPU modules only. :class:`CPUDistributedDataParallel` fixes both, so that
 ``tools/dist_train.sh CONFIG N`` trains SyncBN configs on machines without
-a GPU (``mobilenet_mm.tools_common.init_cpu_distributed`` selects it).
+a GPU (``mobilenet_mm.apis.launch.init_cpu_distributed`` selects it).
 """
 import torch
 from mmengine.model import MMDistributedDataParallel

@@ -76,12 +76,10 @@ def load_for_finetune(model: nn.Module,
     raises ``ValueError`` naming the key rather than silently training a
     partly random model.
     """
-    from ..models.weight_conversion import unwrap_state_dict
-    from ..utils import load_checkpoint_file
+    from ..utils.checkpoint import load_state_dict_file, unwrap_state_dict
     source = checkpoint if isinstance(checkpoint, str) else 'state dict'
-    state = unwrap_state_dict(
-        load_checkpoint_file(checkpoint) if isinstance(checkpoint, str) else
-        checkpoint)
+    state = (load_state_dict_file(checkpoint) if isinstance(checkpoint, str)
+             else unwrap_state_dict(checkpoint))
     if is_model_wrapper(model):
         model = model.module
     if class_layers == AUTO:

@@ -33,14 +33,10 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
+from ..errors import NonFiniteLossError
 from ..registry import HOOKS
 
 ACTIONS = ('stop', 'skip')
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss was NaN or infinite; the message names the
-    iteration."""
 
 
 def _describe(loss: torch.Tensor, log_vars: Optional[Dict]) -> str:

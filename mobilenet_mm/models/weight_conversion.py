@@ -16,26 +16,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+# Re-exported: the state-dict helpers live with the checkpoint loading.
+from ..utils.checkpoint import unwrap_state_dict  # noqa: F401
+
 # Keys of the ImageNet classifier that follows global pooling.
 _TORCHVISION_HEAD = ('classifier.', )
 _TIMM_HEAD = ('classifier.', 'conv_head.', 'norm_head.')
-
-
-def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    """Return the tensor dict of a checkpoint saved by mmengine, timm or
-    torchvision (``state_dict``/``model`` wrappers, DataParallel ``module.``
-    prefixes removed)."""
-    for key in ('state_dict', 'model', 'state_dict_ema'):
-        if key in checkpoint and isinstance(checkpoint[key], dict):
-            checkpoint = checkpoint[key]
-            break
-    state = OrderedDict()
-    for name, value in checkpoint.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        state[name[len('module.'):] if name.startswith('module.') else
-              name] = value
-    return state
 
 
 def _head_prefixes(state: Dict[str, torch.Tensor]) -> Tuple[str, ...]:
@@ -194,8 +180,8 @@ def load_pretrained(model: nn.Module, checkpoint_path: str,
     """
     from mmengine.logging import print_log
 
-    from ..utils import load_checkpoint_file
-    state = unwrap_state_dict(load_checkpoint_file(checkpoint_path))
+    from ..utils.checkpoint import load_state_dict_file
+    state = load_state_dict_file(checkpoint_path)
     if prefix:
         if not prefix.endswith('.'):
             prefix += '.'

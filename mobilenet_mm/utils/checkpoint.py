@@ -1,4 +1,5 @@
-"""Checkpoint files: loading without executing code, writing atomically.
+"""Checkpoint files: loading without executing code, state dicts, writing
+atomically. Every checkpoint read of the package goes through here.
 
 Loading
     torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
@@ -28,6 +29,14 @@ Loading
     with :class:`UnsafeCheckpointError` naming the file and the global,
     before any of it is called.
 
+State dicts
+    :func:`unwrap_state_dict` takes the tensors out of an mmengine, timm or
+    torchvision checkpoint; :func:`read_state_dict` reads a checkpoint named
+    on the command line (a missing file or one without a state dict is a
+    :class:`~mobilenet_mm.errors.CLIError`) and
+    :func:`check_state_dict_matches` checks it against the built model
+    before anything runs.
+
 Writing
     :func:`atomic_write` writes to a temporary name in the target directory,
     flushes, fsyncs and renames with ``os.replace``: a reader sees the old
@@ -41,32 +50,19 @@ import pickle
 import re
 import tempfile
 import zipfile
-from typing import Any, List, Optional, Tuple, Union
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
+from ..errors import CheckpointLoadError, CLIError, UnsafeCheckpointError
+
 __all__ = [
     'CheckpointLoadError', 'UnsafeCheckpointError', 'checkpoint_safe_globals',
-    'safe_torch_load', 'load_checkpoint_file', 'atomic_write',
-    'is_complete_checkpoint', 'find_resume_checkpoint'
+    'safe_torch_load', 'load_checkpoint_file', 'unwrap_state_dict',
+    'load_state_dict_file', 'read_state_dict', 'check_state_dict_matches',
+    'atomic_write', 'is_complete_checkpoint', 'find_resume_checkpoint'
 ]
-
-
-class CheckpointLoadError(RuntimeError):
-    """A checkpoint file cannot be read (truncated, not a checkpoint...)."""
-
-
-class UnsafeCheckpointError(CheckpointLoadError, pickle.UnpicklingError):
-    """A checkpoint needs a global that is not on the allow-list."""
-
-    def __init__(self, path: str, disallowed: str):
-        self.path = path
-        self.disallowed = disallowed
-        super().__init__(
-            f'refusing to load checkpoint {path}: it needs {disallowed}, '
-            'which is not among the types mmengine checkpoints hold (nothing '
-            'from the file was run; load it with torch.load(weights_only='
-            'False) only if you trust its source)')
 
 
 # Methods of HistoryBuffer that buffers keep in ``_statistics_methods``.
@@ -181,6 +177,86 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     return safe_torch_load(path, map_location=map_location)
 
 
+# -- state dicts ---------------------------------------------------------------
+def _without_prefix(key: str, prefix: str) -> str:
+    return key[len(prefix):] if key.startswith(prefix) else key
+
+
+def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """Return the tensor dict of a checkpoint saved by mmengine, timm or
+    torchvision (``state_dict``/``model`` wrappers, DataParallel ``module.``
+    prefixes removed)."""
+    for key in ('state_dict', 'model', 'state_dict_ema'):
+        if key in checkpoint and isinstance(checkpoint[key], dict):
+            checkpoint = checkpoint[key]
+            break
+    state = OrderedDict()
+    for name, value in checkpoint.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        state[_without_prefix(name, 'module.')] = value
+    return state
+
+
+def load_state_dict_file(path: str,
+                         map_location='cpu') -> Dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file (:func:`load_checkpoint_file`, then
+    :func:`unwrap_state_dict`)."""
+    return unwrap_state_dict(load_checkpoint_file(path, map_location))
+
+
+def read_state_dict(path: str, what: str = 'checkpoint') -> dict:
+    """Safely load the state dict of a checkpoint file (before anything is
+    built, so a refused or broken file fails first and quietly)."""
+    if not osp.isfile(path):
+        raise CLIError(f'{what} file does not exist: {path}')
+    checkpoint = safe_torch_load(path, map_location='cpu')
+    state = checkpoint
+    if isinstance(checkpoint, dict) and isinstance(
+            checkpoint.get('state_dict'), dict):
+        state = checkpoint['state_dict']
+    if not isinstance(state, dict):
+        raise CLIError(f'{what} {path} holds no state dict '
+                       f'(got {type(state).__name__})')
+    # mmengine's load_from strips a leading 'module.' (DDP checkpoints).
+    return {_without_prefix(k, 'module.'): v for k, v in state.items()}
+
+
+def check_state_dict_matches(model, state: dict, path: str,
+                             what: str = 'checkpoint',
+                             check_shapes: bool = True) -> None:
+    """Raise a CLIError unless ``state`` has exactly the model's keys (and,
+    with ``check_shapes``, their shapes).
+
+    The message names the first missing and the first unexpected key.
+    mmengine itself only warns and goes on with whatever matched, which
+    makes a wrong checkpoint look like a bad model.
+    """
+    model = getattr(model, 'module', model)  # DDP wrapper
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing keys (first: {missing[0]})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected keys (first: '
+                         f'{unexpected[0]})')
+        raise CLIError(f'{what} {path} does not match the model: ' +
+                       ', '.join(parts))
+    if check_shapes:
+        for key, tensor in expected.items():
+            value = state[key]
+            if hasattr(value, 'shape') and tuple(value.shape) != tuple(
+                    tensor.shape):
+                raise CLIError(
+                    f'{what} {path} does not match the model: {key} has '
+                    f'shape {tuple(value.shape)} in the file, '
+                    f'{tuple(tensor.shape)} in the model')
+
+
+# -- writing -------------------------------------------------------------------
 def _current_umask() -> int:
     # os.umask can only be read by setting it; done once, at import time.
     mask = os.umask(0o022)

@@ -16,7 +16,7 @@ from mobilenet_mm.datasets.coco_checks import (CocoDataError, CocoDetection,
                                                check_coco_file,
                                                check_detection_config,
                                                check_num_classes)
-from mobilenet_mm.tools_common import CLIError
+from mobilenet_mm.errors import CLIError
 
 from tests.conftest import REPO as ROOT
 

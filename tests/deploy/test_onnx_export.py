@@ -290,7 +290,7 @@ def _load_cli():
 
 
 def run_cli(argv):
-    from mobilenet_mm.tools_common import run_cli as run
+    from mobilenet_mm.apis.cli import run_cli as run
     return run(_load_cli().main, argv)
 
 

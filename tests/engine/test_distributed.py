@@ -279,7 +279,8 @@ def test_run_cli_shuts_the_process_group_down(tmp_path, fails):
     finalisation; the tools' wrapper destroys the group on every way out."""
     import torch.distributed as dist
 
-    from mobilenet_mm.tools_common import CLIError, run_cli
+    from mobilenet_mm.apis.cli import run_cli
+    from mobilenet_mm.errors import CLIError
 
     def main(argv):
         dist.init_process_group(

@@ -185,7 +185,7 @@ DIST_SCRIPT = textwrap.dedent('''
     from test_nan_guard import ToyModel, make_data
     from mmengine.runner import Runner
     from mobilenet_mm.engine import NanGuardHook
-    from mobilenet_mm.tools_common import init_cpu_distributed
+    from mobilenet_mm.apis.launch import init_cpu_distributed
     from mmengine.config import Config
 
     cfg = Config(dict(launcher='pytorch'))

@@ -25,9 +25,10 @@ import os.path as osp
 import sys
 import time
 
-from mobilenet_mm.tools_common import (CLIError, check_file,
-                                       check_state_dict_matches, detect_task,
-                                       load_config, read_state_dict, run_cli)
+from mobilenet_mm.apis import check_file, detect_task, load_config, run_cli
+from mobilenet_mm.errors import CLIError
+from mobilenet_mm.utils.checkpoint import (check_state_dict_matches,
+                                           read_state_dict)
 
 
 def parse_args(argv=None):
