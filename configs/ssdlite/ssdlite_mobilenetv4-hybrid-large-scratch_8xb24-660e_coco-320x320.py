@@ -12,9 +12,9 @@ model = dict(
         arch='hybrid_large',
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
-        # NCHW: its GELUs run ~2x slower on channels-last tensors on the
-        # CPU, which makes this detector ~1.26x slower there
-        # (tools/analysis/benchmark.py --suite layout).
+        # NCHW: PyTorch's CPU GELU kernel is slower on channels-last
+        # tensors, enough to make this detector slower there (figures:
+        # docs/performance.md, tools/analysis/benchmark.py --suite layout).
         channels_last=False,
         norm_cfg={{_base_.norm_cfg}}),
     # in_channels == the backbone's out_channels

@@ -338,7 +338,7 @@ class MultiQueryAttention(nn.Module):
         # Back to the input's memory format (head-major channels): the
         # convs after this keep whatever layout it returns, so an
         # accidental channels-last view would switch the rest of an NCHW
-        # network (GELU runs ~2x slower on it on the CPU).
+        # network (GELU is slower on it on the CPU; docs/performance.md).
         if x.is_contiguous() or not x.is_contiguous(
                 memory_format=torch.channels_last):
             out = out.transpose(-1, -2).reshape(

@@ -21,9 +21,10 @@ custom_imports = dict(
 # TF batch norm decay 0.97 == PyTorch momentum 0.03; also in the backbone
 # (TF override_base_feature_extractor_hyperparams, torchvision norm_layer).
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
-# Channels-last (NHWC) tensors on the CPU: ~20% faster training and 4-27%
-# faster inference there (tools/analysis/benchmark.py); GPUs keep NCHW,
-# unmeasured here. Set False for a head that views feature maps.
+# Channels-last (NHWC) tensors on the CPU, where oneDNN's convs are faster
+# on them (figures: docs/performance.md, `tools/analysis/benchmark.py
+# --suite layout`); GPUs keep NCHW, unmeasured here. Set False for a head
+# that views feature maps.
 channels_last = 'cpu'
 
 model = dict(
@@ -87,8 +88,8 @@ model = dict(
         # split_thr=0: mmcv's batched_nms runs NMS class by class (it
         # splits when there are more boxes than split_thr) instead of once
         # over every box with class offsets. Same detections; NMS is
-        # quadratic in its input, so 80 small runs beat one over ~6,000
-        # boxes (~15% faster end to end on the CPU, docs/performance.md).
+        # quadratic in its input, so 80 small runs beat one over every
+        # candidate box (the end-to-end effect: docs/performance.md).
         nms=dict(type='nms', iou_threshold=0.6, split_thr=0),
         min_bbox_size=0,
         score_thr=0.001,

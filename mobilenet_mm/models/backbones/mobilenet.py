@@ -58,10 +58,10 @@ class MobileNet(BaseModule):
             Only the input is converted; every later conv, and so the neck
             and head, follows its layout, and the returned maps are
             channels-last. On this project's x86 CPU (oneDNN) it makes
-            inference 4-27% and SSDLite training ~20% faster, but GELU
-            networks (V4 Hybrid-L) slower (``tools/analysis/benchmark.py
-            --suite layout``); the shipped configs use ``'cpu'`` since it
-            is unmeasured on GPUs here. Heads that ``view`` feature maps
+            inference and training faster, but GELU networks (V4
+            Hybrid-L) slower (figures in docs/performance.md, from
+            ``tools/analysis/benchmark.py --suite layout``); the shipped
+            configs use ``'cpu'`` since it is unmeasured on GPUs here. Heads that ``view`` feature maps
             need ``False``.
         drop_path_rate: stochastic depth, linear in the block index.
         norm_cfg: norm layer config (default ``dict(type='BN')``).
