@@ -24,6 +24,7 @@ from mmengine.registry import init_default_scope
 
 import mobilenet_mm  # noqa: F401
 from mobilenet_mm.analysis.complexity import count_madds, count_params
+from mobilenet_mm.analysis.paper_tables import find_task_row, task_rows
 
 init_default_scope('mmdet')
 from mmdet.registry import MODELS  # noqa: E402
@@ -40,18 +41,30 @@ RETINANET = 'retinanet/retinanet_mobilenetv4-{}_32xb64-600e_coco-384x384.py'
 SSDLITE_DEMO = ('ssdlite_mobilenetv3-large-scratch_1xb16-400iter_'
                 'synthetic-shapes-160x160.py')
 
-# config: (params M, MAdds G, num_classes to count with)
-PAPER = {
-    SSDLITE.format('1'): (5.1, 1.3, 80),
-    SSDLITE.format('2'): (4.3, 0.8, 80),
-    'ssdlite_v3.py': (4.97, 0.62, 89),
-    SSDLITE.format('3-large'): (4.97, 0.62, 89),
-    SSDLITE.format('3-large-reduced'): (3.22, 0.51, 89),
-    SSDLITE.format('3-small'): (2.49, 0.21, 89),
-    SSDLITE.format('3-small-reduced'): (1.77, 0.16, 89),
-    RETINANET.format('conv-medium'): (9.79, 5.06, 80),
-    RETINANET.format('hybrid-medium'): (11.15, 5.62, 80),
+# The configs with the papers' figures, and the class count to count with
+# (the V3 rows are TF's 90-output heads, configs/ssdlite/README.md).
+CLASSES = {
+    SSDLITE.format('1'): 80,
+    SSDLITE.format('2'): 80,
+    'ssdlite_v3.py': 89,
+    SSDLITE.format('3-large'): 89,
+    SSDLITE.format('3-large-reduced'): 89,
+    SSDLITE.format('3-small'): 89,
+    SSDLITE.format('3-small-reduced'): 89,
+    RETINANET.format('conv-medium'): 80,
+    RETINANET.format('hybrid-medium'): 80,
 }
+
+
+def _paper(name):
+    """(params M, MAdds G) as the config family's metafile.yml gives them
+    (read through mobilenet_mm.analysis.paper_tables)."""
+    row = find_task_row(osp.join(ROOT, 'configs', name))
+    return row.params_m.value, row.madds_g.value
+
+
+# config: (params M, MAdds G, num_classes to count with)
+PAPER = {name: (*_paper(name), classes) for name, classes in CLASSES.items()}
 
 
 def _load(path, num_classes=None):
@@ -124,6 +137,14 @@ def test_fidelity_to_paper(name):
         params += channels * hidden + 2 * hidden  # conv + BN, no bias
     assert params / 1e6 == pytest.approx(paper_params, rel=0.03)
     assert madds / 1e9 == pytest.approx(paper_madds, rel=0.03)
+
+
+def test_every_detector_with_paper_figures_is_compared():
+    detectors = {row.config for row in task_rows()
+                 if row.metric.startswith('COCO')}
+    assert detectors == {osp.splitext(osp.basename(name))[0]
+                         for name in CLASSES if name != 'ssdlite_v3.py'}
+    assert PAPER[SSDLITE.format('2')][:2] == (4.3, 0.8)  # as [V3] Table 6
 
 
 def test_v3_rows_need_tf_class_count():

@@ -11,6 +11,7 @@ from mmengine.config import Config
 
 from mobilenet_mm.analysis import (count_madds, count_params,
                                    segmentor_madds)
+from mobilenet_mm.analysis.paper_tables import task_rows
 from mobilenet_mm.models.decode_heads import LRASPPHead, RASPPHead
 
 from tests.conftest import REPO
@@ -28,14 +29,20 @@ CLAIMED_ITERS.update({
     'lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_synthetic-cityscapes-'
     '128x256': 250})
 
-# [V3] Table 7: row -> (config, params M, MAdds B at 1024x2048).
-PAPER = {
-    1: ('raspp_mobilenetv2-d16' + CS, 2.11, 21.29),
-    4: ('lraspp_mobilenetv2-rf2-d16' + CS, 0.98, 12.57),
-    5: ('raspp_mobilenetv3-large-d16' + CS, 3.60, 18.43),
-    8: ('lraspp_mobilenetv3-large-rf2-d16' + CS, 1.51, 9.74),
-    11: ('lraspp_mobilenetv3-small-rf2-d16' + CS, 0.47, 2.90),
-}
+
+def table_7():
+    """[V3] Table 7 as configs/lraspp/metafile.yml gives it: row ->
+    (config, params M, MAdds B at 1024x2048)."""
+    rows = {}
+    for row in task_rows():
+        found = re.fullmatch(r'\[V3\] Tab 7 row (\d+)', row.source)
+        if found:
+            rows[int(found[1])] = (row.config, row.params_m.value,
+                                   row.madds_g.value)
+    return rows
+
+
+PAPER = table_7()
 # What the configs measure (configs/lraspp/README.md): params M, MAdds B. MAdds
 # follow Table 7's convention, up to logits at full resolution (convs plus
 # bilinear resizes, mobilenet_mm.analysis.segmentor_madds).
@@ -50,6 +57,16 @@ MEASURED = {
 # atrous), MAdds B at 1024x2048.
 PAPER_OS32 = {'lraspp_mobilenetv3-large-rf2-d16' + CS: 7.74,
               'lraspp_mobilenetv3-small-rf2-d16' + CS: 2.06}
+
+
+def test_table_7_rows_come_from_the_metafile():
+    assert PAPER == {
+        1: ('raspp_mobilenetv2-d16' + CS, 2.11, 21.29),
+        4: ('lraspp_mobilenetv2-rf2-d16' + CS, 0.98, 12.57),
+        5: ('raspp_mobilenetv3-large-d16' + CS, 3.60, 18.43),
+        8: ('lraspp_mobilenetv3-large-rf2-d16' + CS, 1.51, 9.74),
+        11: ('lraspp_mobilenetv3-small-rf2-d16' + CS, 0.47, 2.90),
+    }
 
 
 def config_path(name):
