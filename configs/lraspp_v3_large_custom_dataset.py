@@ -69,7 +69,10 @@ custom_hooks = [
     dict(
         type='mobilenet_mm.FinetuneHook',
         # <- your trained checkpoint
-        checkpoint='work_dirs/lraspp_v3_large_cityscapes/iter_90000.pth')
+        checkpoint='work_dirs/lraspp_v3_large_cityscapes/iter_90000.pth'),
+    # A list replaces the base's: its two hooks are restated here.
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
 ]
 
 # A shorter schedule at half the learning rate.

@@ -30,8 +30,10 @@ model = dict(
         # "RF2": the last stage's channels halved, TF DeepLab's rule (the
         # first block's expansion too: 672 -> 336)
         reduced_tail='segmentation',
-        # NHWC on the CPU (faster there; see _base_/ssdlite_coco.py)
+        # NHWC on the CPU (faster there; see _base_/ssdlite_coco.py), the
+        # head included (it reads strides)
         channels_last='cpu',
+        channels_last_outputs=True,
         norm_cfg=norm_cfg),
     decode_head=dict(
         type='mobilenet_mm.LRASPPHead',

@@ -27,7 +27,13 @@ custom_imports = dict(
 # mmdet's CocoDataset plus checks that end bad data in one clear line
 # (mobilenet_mm/datasets/coco_checks.py), and the class-count check.
 dataset_type = 'mobilenet_mm.CocoDetection'
-custom_hooks = [dict(type='mobilenet_mm.ClassCountCheckHook')]
+# Training guards (NaN loss, atomic last_checkpoint) and the checkpoint I/O
+# notice: see ssdlite_coco.py.
+custom_hooks = [
+    dict(type='mobilenet_mm.ClassCountCheckHook'),
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
+]
 
 input_size = 384
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.01)
@@ -39,8 +45,10 @@ model = dict(
         arch='conv_medium',
         out_indices=(2, 3, 4),
         drop_path_rate=0.2,
-        # NHWC on the CPU (faster there; see _base_/ssdlite_coco.py)
+        # NHWC on the CPU (faster there; see _base_/ssdlite_coco.py), FPN
+        # and head included (they read strides)
         channels_last='cpu',
+        channels_last_outputs=True,
         norm_cfg=norm_cfg),
     neck=dict(
         # == the backbone's out_channels (strides 8, 16, 32)
@@ -133,4 +141,7 @@ param_scheduler = [
 # with --cfg-options auto_scale_lr.enable=True to scale it linearly.
 auto_scale_lr = dict(enable=False, base_batch_size=2048)
 
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mobilenet_mm.AtomicCheckpointHook', interval=10,
+        max_keep_ckpts=3))

@@ -29,7 +29,17 @@ custom_imports = dict(
 # mmdet's CocoDataset plus checks that end bad data in one clear line
 # (mobilenet_mm/datasets/coco_checks.py), and the class-count check.
 dataset_type = 'mobilenet_mm.CocoDetection'
-custom_hooks = [dict(type='mobilenet_mm.ClassCountCheckHook')]
+# The training guards travel with the config, so that any tool running it
+# (ours, mmdet's tools/train.py) has them: a NaN/inf loss stops training
+# before it reaches the weights (mobilenet_mm/engine/nan_guard.py), and the
+# checkpoint hook below writes last_checkpoint atomically. The notice hook
+# logs that `import mobilenet_mm` replaced mmengine's local checkpoint I/O
+# (mobilenet_mm/engine/checkpoint_backend.py).
+custom_hooks = [
+    dict(type='mobilenet_mm.ClassCountCheckHook'),
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
+]
 
 input_size = 320
 # TF batch norm decay 0.97 == PyTorch momentum 0.03; also in the backbone
@@ -37,7 +47,9 @@ input_size = 320
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
 # Channels-last (NHWC) tensors on the CPU: ~20% faster training and 4-27%
 # faster inference there (tools/analysis/benchmark.py); GPUs keep NCHW,
-# unmeasured here. Set False for a head that views feature maps.
+# unmeasured here. channels_last_outputs=True (in each backbone below): the
+# maps stay NHWC for our neck and head, which read strides; a host head
+# gets NCHW maps with the backbone's default False.
 channels_last = 'cpu'
 
 model = dict(
@@ -55,6 +67,7 @@ model = dict(
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
         channels_last=channels_last,
+        channels_last_outputs=True,
         norm_cfg=norm_cfg),
     # in_channels == the backbone's out_channels (tests check every config).
     neck=dict(
@@ -163,4 +176,7 @@ param_scheduler = [
 # --cfg-options auto_scale_lr.enable=True to scale it linearly.
 auto_scale_lr = dict(enable=False, base_batch_size=192)
 
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mobilenet_mm.AtomicCheckpointHook', interval=10,
+        max_keep_ckpts=3))
