@@ -1,8 +1,9 @@
 """The shipped configs under mmdet's and mmseg's own tools and APIs.
 
-Tiny variants of configs/ssdlite_v3.py and configs/lraspp_v3_small_cityscapes.py
-(tests/configs/host_*.py: same hooks, dataset classes, transforms and
-channels-last backbones) train on generated data with the ``train.py`` and
+Tiny variants of configs/ssdlite_v3.py and
+configs/lraspp_v3_small_cityscapes.py (tests/configs/host_*.py: same hooks,
+dataset classes, transforms and channels-last backbones) train on generated
+data with the ``train.py`` and
 ``test.py`` shipped inside the mmdet and mmseg wheels (``.mim/tools``),
 resume, and predict through ``DetInferencer``, ``MMSegInferencer`` and
 ``mmseg.apis.inference_model``. The guards the configs carry hold there: a
@@ -210,7 +211,8 @@ def test_host_seg_train_names_a_missing_label_file(seg):
     """The one-line error of our tools, as the last line of mmseg's."""
     root = seg.tmp / 'broken'
     shutil.copytree(seg.root, root)
-    label = sorted(glob.glob(str(root / 'gtFine' / 'train' / '*' / '*.png')))[0]
+    label = sorted(glob.glob(str(root / 'gtFine' / 'train' / '*' /
+                             '*.png')))[0]
     os.remove(label)
     config = write_config(seg.tmp / 'broken.py', 'host_lraspp.py', str(root),
                           False)
@@ -221,7 +223,7 @@ def test_host_seg_train_names_a_missing_label_file(seg):
     assert 'MissingLabelError: label file of image' in last_line(proc)
 
 
-# -- inference APIs ------------------------------------------------------------
+# -- inference APIs ---------------------------------------------------------
 def test_det_inferencer_matches_inference_detector(det):
     from mmdet.apis import DetInferencer, inference_detector
     image = sorted(glob.glob(str(det.tmp / 'coco' / 'val2017' / '*.jpg')))[0]

@@ -13,9 +13,9 @@ already written stay as they are.
 
 Unless the config has its own ``mobilenet_mm.NanGuardHook`` (the shipped
 ones do), one is added (``action='stop'``; ``'skip'`` under mixed
-precision; a config's guard without an ``action`` gets the same rule). ``--launcher
-pytorch|slurm|mpi`` on a machine without a GPU trains on the CPU with the
-gloo backend (SyncBN included).
+precision; a config's guard without an ``action`` gets the same rule).
+``--launcher pytorch|slurm|mpi`` on a machine without a GPU trains on the
+CPU with the gloo backend (SyncBN included).
 """
 import argparse
 import os.path as osp
