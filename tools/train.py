@@ -11,10 +11,11 @@ COCO annotation file, a bad image or label met during training) and a NaN
 or infinite loss end with one line on stderr and exit status 1; checkpoints
 already written stay as they are.
 
-Unless the config has its own ``mobilenet_mm.NanGuardHook``, one is added
-(``action='stop'``; ``'skip'`` under mixed precision). ``--launcher
-pytorch|slurm|mpi`` on a machine without a GPU trains on the CPU with the
-gloo backend (SyncBN included).
+Unless the config has its own ``mobilenet_mm.NanGuardHook`` (the shipped
+ones do), one is added (``action='stop'``; ``'skip'`` under mixed
+precision; a config's guard without an ``action`` gets the same rule).
+``--launcher pytorch|slurm|mpi`` on a machine without a GPU trains on the
+CPU with the gloo backend (SyncBN included).
 """
 import argparse
 import os.path as osp
@@ -81,11 +82,16 @@ def add_nan_guard(cfg) -> None:
     fp16 overflow now and then is expected (the loss scaler skips such
     steps itself): there it skips the step, and stops after 10 in a row."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] ==
-           'NanGuardHook' for h in hooks):
-        return
     wrapper = str((cfg.get('optim_wrapper') or {}).get('type', ''))
     action = 'skip' if wrapper.split('.')[-1] == 'AmpOptimWrapper' else 'stop'
+    guards = [h for h in hooks if isinstance(h, dict) and str(
+        h.get('type', '')).split('.')[-1] == 'NanGuardHook']
+    if guards:
+        # The shipped configs carry the guard (so that mmdet's and mmseg's
+        # tools have it too) without an action: the rule above fills it in.
+        for guard in guards:
+            guard.setdefault('action', action)
+        return
     hooks.append(dict(type='mobilenet_mm.NanGuardHook', action=action))
     cfg.custom_hooks = hooks
 

@@ -71,7 +71,10 @@ custom_hooks = [
         type='mobilenet_mm.FinetuneHook',
         # <- your trained checkpoint
         checkpoint='work_dirs/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
-        'cityscapes-769x769/iter_90000.pth')
+        'cityscapes-769x769/iter_90000.pth'),
+    # A list replaces the base's: its two hooks are restated here.
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
 ]
 
 # A shorter schedule at half the learning rate.

@@ -11,6 +11,7 @@ model = dict(
         type='mobilenet_mm.MobileNetV1',
         out_indices=(3, 4),
         channels_last={{_base_.channels_last}},
+        channels_last_outputs=True,
         norm_cfg={{_base_.norm_cfg}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(512, 1024)),

@@ -13,6 +13,7 @@ model = dict(
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
         channels_last={{_base_.channels_last}},
+        channels_last_outputs=True,
         norm_cfg={{_base_.norm_cfg}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(960, 960)),

@@ -16,6 +16,16 @@ files then fail far from their cause:
 :class:`LoadSegAnnotations` is that transform with the three cases handled:
 out-of-range ids become ``ignore_index`` (logged once, naming the file), and
 the other two raise :class:`SegLabelError` with one line naming the files.
+
+Inference: mmseg's ``MMSegInferencer`` and ``inference_model`` drop only
+transforms named exactly ``LoadAnnotations`` from the test pipeline, and
+their inputs are bare images without ``seg_map_path``. A sample without
+``seg_map_path`` passes unchanged here *only if* it does not come from a data
+set: every sample of an mmengine data set carries ``sample_idx``
+(``BaseDataset.get_data_info``), the inferencers' inputs never do. So a
+training or evaluation sample without a label file is still an error (a
+data set with no ``data_prefix.seg_map_path``), never a silently unlabelled
+sample.
 """
 import os.path as osp
 
@@ -61,8 +71,15 @@ class LoadSegAnnotations(LoadAnnotations):
         self._warned = False
 
     def transform(self, results: dict) -> dict:
-        path = results['seg_map_path']
         image = results.get('img_path', '?')
+        if 'seg_map_path' not in results:
+            if 'sample_idx' not in results:
+                return results  # an inference input: no label to load
+            raise MissingLabelError(
+                f'image {image} has no label file (seg_map_path): its data '
+                'set lists none; set data_prefix.seg_map_path to the label '
+                'folder')
+        path = results['seg_map_path']
         is_local = '://' not in str(path)
         if is_local and not osp.isfile(path):
             raise MissingLabelError(

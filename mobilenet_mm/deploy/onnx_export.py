@@ -276,13 +276,23 @@ def build_export_module(model: nn.Module, shape: Tuple[int, int],
 # -- export --------------------------------------------------------------
 def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
                 opset: int = MIN_OPSET, batch: int = 2,
-                metadata: Optional[Dict[str, str]] = None) -> List[str]:
+                metadata: Optional[Dict[str, str]] = None,
+                dynamic_hw: bool = False) -> List[str]:
     """Trace ``wrapper`` on a ``(batch, 3, H, W)`` input and write an ONNX
     file with a dynamic batch axis; return the output names.
 
     ``batch`` > 1 keeps the tracer from baking a batch of one into reshapes.
+    ``dynamic_hw``: height and width are dynamic too (segmentors and
+    backbones; LR-ASPP's relative gate pool is exported as a function of the
+    input's shape, see ``relative_avg_pool``). Detector graphs are refused:
+    they hold the anchors of the traced size.
     """
     import onnx
+    if dynamic_hw and isinstance(wrapper, DetectorExport):
+        raise ValueError(
+            'dynamic height/width: a detector graph holds the anchors (and '
+            'box clipping) of the traced input size, so it is exact at that '
+            'size only; export one graph per input size')
     # The exporter restores the module's own training flag afterwards,
     # recursively: a wrapper left in train mode would put the BNs of the
     # model it wraps in train mode too.
@@ -299,9 +309,12 @@ def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
         with torch.no_grad():
             count = len(_as_tuple(wrapper(example)))
     names = output_names(wrapper, count)
-    dynamic = {'image': {0: 'batch'}}
+    spatial = {2: 'height', 3: 'width'} if dynamic_hw else {}
+    dynamic = {'image': {0: 'batch', **spatial}}
     if not (isinstance(wrapper, DetectorExport) and wrapper.with_nms):
-        dynamic.update({name: {0: 'batch'} for name in names})
+        dynamic.update({name: {0: 'batch', **{
+            axis: f'{name}_{label}' for axis, label in spatial.items()}}
+            for name in names})
     else:
         dynamic.update({name: {0: 'detections'} for name in names})
     buffer = io.BytesIO()

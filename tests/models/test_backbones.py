@@ -187,7 +187,8 @@ def test_attention_blocks_keep_a_channels_last_input_channels_last():
     """In channels-last mode the attention output stays NHWC, so the convs
     after it do not fall back to NCHW halfway through the network."""
     model = MobileNetV4(arch='hybrid_medium', out_indices=(3, 4),
-                        channels_last=True).eval()
+                        channels_last=True,
+                        channels_last_outputs=True).eval()
     attention_outputs = []
     for module in model.modules():
         if type(module).__name__ == 'MultiQueryAttention':
@@ -205,7 +206,9 @@ def test_attention_blocks_keep_a_channels_last_input_channels_last():
                                   'v4_hybrid_medium'])
 def test_channels_last_gives_the_same_maps_in_nhwc(arch):
     """``channels_last`` changes the memory layout, not the result: every
-    returned map (taps included) equals the NCHW model's, and is NHWC."""
+    returned map (taps included) equals the NCHW model's; it is NHWC with
+    ``channels_last_outputs``, else standard contiguous NCHW (what any host
+    head reads correctly)."""
     out_indices = (2, 3, 4)
     out_types = {'v1': ('output', ) * 3,
                  'v2': ('depthwise', 'expansion', 'output'),
@@ -216,17 +219,19 @@ def test_channels_last_gives_the_same_maps_in_nhwc(arch):
     x = torch.randn(2, 3, 97, 131)
     with torch.no_grad():
         expected = nchw(x)
-    for mode in (True, 'cpu'):
+    for mode, keep in ((True, True), ('cpu', True), ('cpu', False)):
         nhwc = build_backbone_by_name(arch, out_indices=out_indices,
                                       out_types=out_types,
-                                      channels_last=mode).eval()
+                                      channels_last=mode,
+                                      channels_last_outputs=keep).eval()
         nhwc.load_state_dict(nchw.state_dict())
         with torch.no_grad():
             got = nhwc(x)
         for want, out in zip(expected, got):
             assert out.shape == want.shape
-            assert out.is_contiguous(memory_format=torch.channels_last)
-            assert not out.is_contiguous()
+            assert out.is_contiguous(
+                memory_format=torch.channels_last) == keep
+            assert out.is_contiguous() != keep
             scale = want.abs().max()
             assert (out - want).abs().max() <= 1e-5 * scale
     assert all(out.is_contiguous() for out in expected)
@@ -358,6 +363,8 @@ def test_registered_in_our_scope_only():
      "channels_last must be one of (False, True, 'cpu'), got 'gpu'"),
     (dict(channels_last=1),
      "channels_last must be one of (False, True, 'cpu'), got 1"),
+    (dict(channels_last_outputs='yes'),
+     "channels_last_outputs must be True or False, got 'yes'"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError) as error:

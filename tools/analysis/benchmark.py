@@ -615,8 +615,11 @@ def layout_suite(args, report):
                            TABLE_HEADER, note)
     for arch in archs:
         nchw = build_backbone_by_name(arch).to(args.device).eval()
-        nhwc = build_backbone_by_name(arch, channels_last=True).to(
-            args.device).eval()
+        # Maps left NHWC, as our configs' necks and heads take them (no
+        # conversion back to NCHW in the timed forward).
+        nhwc = build_backbone_by_name(arch, channels_last=True,
+                                      channels_last_outputs=True).to(
+                                          args.device).eval()
         nhwc.load_state_dict(nchw.state_dict())
         for height, width in args.sizes:
             x = torch.randn(1, 3, height, width, device=args.device)

@@ -3,7 +3,8 @@
 it against PyTorch with onnxruntime.
 
     python tools/deploy/export_onnx.py CONFIG [CKPT] [--out FILE]
-        [--opset 17] [--shape H W] [--with-nms] [--backbone-only] [--fuse]
+        [--opset 17] [--shape H W] [--with-nms] [--backbone-only]
+        [--dynamic-shape] [--fuse]
         [--verify-batch 2] [--no-verify]
 
 The graph takes ``image``: float32 (B, 3, H, W), pixels 0-255 as the test
@@ -11,7 +12,9 @@ pipeline gives them (BGR, resized to H x W; normalisation is inside the
 graph); the batch is dynamic. Outputs: detectors ``boxes`` (B, N, 4) and
 ``scores`` (B, N, classes) of every anchor, or with ``--with-nms``
 ``det_boxes``, ``det_scores``, ``det_labels``, ``det_batch``; segmentors
-``logits``; ``--backbone-only`` the feature maps ``feat0..``. See
+``logits``; ``--backbone-only`` the feature maps ``feat0..``.
+``--dynamic-shape`` makes height and width dynamic too (segmentors and
+backbones; refused for detectors, whose graphs hold one size's anchors). See
 ``mobilenet_mm/deploy/onnx_export.py``.
 
 Without CKPT the weights are random (useful to check that a config
@@ -49,6 +52,9 @@ def parse_args(argv=None):
                         help='detectors: end the graph with NMS')
     parser.add_argument('--backbone-only', action='store_true',
                         help='export the backbone (with pre-processing)')
+    parser.add_argument('--dynamic-shape', action='store_true',
+                        help='dynamic height and width too (segmentors and '
+                        'backbones); checked at a second size')
     parser.add_argument('--fuse', action='store_true',
                         help='fold conv + BN before exporting')
     parser.add_argument('--verify-batch', type=int, default=2,
@@ -81,6 +87,10 @@ def main(argv=None) -> int:
         raise CLIError('--with-nms and --backbone-only exclude each other')
     cfg = load_config(args.config)
     task = detect_task(cfg, args.config)
+    if args.dynamic_shape and task == 'det' and not args.backbone_only:
+        raise CLIError('--dynamic-shape: a detector graph holds the anchors '
+                       'of one input size; export one graph per --shape '
+                       '(or use --backbone-only)')
     if args.with_nms and task != 'det':
         raise CLIError(f'--with-nms applies to detection configs; '
                        f'{args.config} is a segmentation config')
@@ -132,18 +142,28 @@ def main(argv=None) -> int:
         checkpoint=osp.basename(args.checkpoint or '') or 'random weights',
         input='image: float32 (B, 3, H, W), pixels 0-255 in the pipeline '
         'channel order; normalisation inside',
-        input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)))
+        input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)),
+        dynamic_hw=args.dynamic_shape)
     size_mb = os.path.getsize(out) / 2**20
+    axes = 'batch, height and width' if args.dynamic_shape else 'batch'
     print(f'wrote {out} ({size_mb:.1f} MiB, opset {args.opset}, input '
-          f'{shape[0]}x{shape[1]}, dynamic batch, outputs '
+          f'{shape[0]}x{shape[1]}, dynamic {axes}, outputs '
           f'{", ".join(names)}) in {time.perf_counter() - start:.1f} s')
     if args.no_verify:
         return 0
-    result = verify_export(wrapper, out, shape, batch=args.verify_batch)
-    print(f'onnxruntime vs PyTorch, batch {args.verify_batch}:')
-    for line in result.lines:
-        print('  ' + line)
-    if not result.ok:
+    # A dynamic graph is checked at a second size as well (3/4 of each side,
+    # a multiple of 32).
+    sizes = [shape] + ([tuple(max(32, n * 3 // 4 // 32 * 32) for n in shape)]
+                       if args.dynamic_shape else [])
+    ok = True
+    for size in sizes:
+        result = verify_export(wrapper, out, size, batch=args.verify_batch)
+        print(f'onnxruntime vs PyTorch, batch {args.verify_batch}, '
+              f'{size[0]}x{size[1]}:')
+        for line in result.lines:
+            print('  ' + line)
+        ok &= result.ok
+    if not ok:
         print(f'{osp.basename(sys.argv[0])}: error: the ONNX graph does not '
               'match PyTorch (see above)', file=sys.stderr)
         return 1

@@ -7,7 +7,17 @@ _base_ = 'mmdet::_base_/datasets/coco_detection.py'
 # mmdet's CocoDataset plus checks that end bad data in one clear line
 # (mobilenet_mm/datasets/coco_checks.py), and the class-count check.
 dataset_type = 'mobilenet_mm.CocoDetection'
-custom_hooks = [dict(type='mobilenet_mm.ClassCountCheckHook')]
+# The training guards travel with the config, so that any tool running it
+# (ours, mmdet's tools/train.py) has them: a NaN/inf loss stops training
+# before it reaches the weights (mobilenet_mm/engine/nan_guard.py), and the
+# schedule's checkpoint hook writes last_checkpoint atomically. The notice
+# hook logs that `import mobilenet_mm` replaced mmengine's local checkpoint
+# I/O (mobilenet_mm/engine/checkpoint_backend.py).
+custom_hooks = [
+    dict(type='mobilenet_mm.ClassCountCheckHook'),
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
+]
 
 input_size = 384
 

@@ -28,8 +28,10 @@ model = dict(
         # "RF2": the last stage's channels halved, TF DeepLab's rule (the
         # first block's expansion too: 672 -> 336)
         reduced_tail='segmentation',
-        # NHWC on the CPU (faster there; see ssdlite_mobilenetv3-large.py)
+        # NHWC on the CPU (faster there; see ssdlite_mobilenetv3-large.py),
+        # the head included (it reads strides)
         channels_last='cpu',
+        channels_last_outputs=True,
         norm_cfg=norm_cfg),
     decode_head=dict(
         type='mobilenet_mm.LRASPPHead',

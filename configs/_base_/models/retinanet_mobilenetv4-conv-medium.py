@@ -26,8 +26,10 @@ model = dict(
         arch='conv_medium',
         out_indices=(2, 3, 4),
         drop_path_rate=0.2,
-        # NHWC on the CPU (faster there; see ssdlite_mobilenetv3-large.py)
+        # NHWC on the CPU (faster there; see ssdlite_mobilenetv3-large.py),
+        # FPN and head included (they read strides)
         channels_last='cpu',
+        channels_last_outputs=True,
         norm_cfg=norm_cfg),
     neck=dict(
         # == the backbone's out_channels (strides 8, 16, 32)

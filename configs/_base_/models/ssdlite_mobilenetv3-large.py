@@ -23,8 +23,10 @@ custom_imports = dict(
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
 # Channels-last (NHWC) tensors on the CPU, where oneDNN's convs are faster
 # on them (figures: docs/performance.md, `tools/analysis/benchmark.py
-# --suite layout`); GPUs keep NCHW, unmeasured here. Set False for a head
-# that views feature maps.
+# --suite layout`); GPUs keep NCHW, unmeasured here.
+# channels_last_outputs=True (in each backbone): the maps stay NHWC for
+# our neck and head, which read strides; a host head gets NCHW maps with
+# the backbone's default False.
 channels_last = 'cpu'
 
 model = dict(
@@ -42,6 +44,7 @@ model = dict(
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
         channels_last=channels_last,
+        channels_last_outputs=True,
         norm_cfg=norm_cfg),
     # in_channels == the backbone's out_channels (tests check every config).
     neck=dict(

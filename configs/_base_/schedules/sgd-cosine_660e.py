@@ -32,4 +32,8 @@ param_scheduler = [
 # --cfg-options auto_scale_lr.enable=True to scale it linearly.
 auto_scale_lr = dict(enable=False, base_batch_size=192)
 
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
+# last_checkpoint written atomically (mobilenet_mm/engine/checkpoint_io.py)
+default_hooks = dict(
+    checkpoint=dict(
+        type='mobilenet_mm.AtomicCheckpointHook', interval=10,
+        max_keep_ckpts=3))

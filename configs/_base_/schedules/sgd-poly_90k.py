@@ -33,13 +33,22 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # last_checkpoint written atomically (mobilenet_mm/engine/checkpoint_io.py)
     checkpoint=dict(
-        type='CheckpointHook',
+        type='mobilenet_mm.AtomicCheckpointHook',
         by_epoch=False,
         interval=9000,
         max_keep_ckpts=3,
         save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# A NaN/inf loss stops training before it reaches the weights
+# (mobilenet_mm/engine/nan_guard.py); in the config, so every tool has it.
+# The notice hook logs that `import mobilenet_mm` replaced mmengine's local
+# checkpoint I/O (mobilenet_mm/engine/checkpoint_backend.py).
+custom_hooks = [
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
+]
 # With another total batch size: --auto-scale-lr scales lr from 16 images.
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -55,14 +55,22 @@ class MobileNet(BaseModule):
         with_cp: gradient checkpointing of each block.
         channels_last: run on channels-last (NHWC) tensors: ``True``
             always, ``'cpu'`` only for inputs on the CPU, ``False`` never.
-            Only the input is converted; every later conv, and so the neck
-            and head, follows its layout, and the returned maps are
-            channels-last. On this project's x86 CPU (oneDNN) it makes
-            inference and training faster, but GELU networks (V4
-            Hybrid-L) slower (figures in docs/performance.md, from
+            Only the input is converted; every later conv follows its
+            layout. On this project's x86 CPU (oneDNN) it makes inference
+            and training faster, but GELU networks (V4 Hybrid-L) slower
+            (figures in docs/performance.md, from
             ``tools/analysis/benchmark.py --suite layout``); the shipped
-            configs use ``'cpu'`` since it is unmeasured on GPUs here. Heads that ``view`` feature maps
-            need ``False``.
+            configs use ``'cpu'`` since it is unmeasured on GPUs here.
+        channels_last_outputs: return the maps channels-last too, so that
+            the neck and head run on that layout (our configs' speed-up).
+            Only for consumers known to read strides: mobilenet_mm's necks
+            and heads and the mmdet modules our configs use (their
+            channels-last results are checked against NCHW in
+            tests/test_host_tools.py). ``False`` (default) returns standard
+            contiguous NCHW maps, which any host head or op reads
+            correctly: mmcv's CPU ``RoIAlign`` (Faster/Mask R-CNN) reads
+            its input as contiguous NCHW whatever its strides, and heads
+            that ``view`` maps fail on channels-last ones.
         drop_path_rate: stochastic depth, linear in the block index.
         norm_cfg: norm layer config (default ``dict(type='BN')``).
         act_cfg: replaces the architecture's main activation (V1/V2 ReLU6,
@@ -88,6 +96,7 @@ class MobileNet(BaseModule):
                  with_last_conv: bool = True,
                  with_cp: bool = False,
                  channels_last=False,
+                 channels_last_outputs: bool = False,
                  drop_path_rate: float = 0.,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
@@ -112,6 +121,9 @@ class MobileNet(BaseModule):
         if not (isinstance(channels_last, bool) or channels_last == 'cpu'):
             raise ValueError(f'{name}: channels_last must be one of '
                              f'{CHANNELS_LAST_MODES}, got {channels_last!r}')
+        if not isinstance(channels_last_outputs, bool):
+            raise ValueError(f'{name}: channels_last_outputs must be True or '
+                             f'False, got {channels_last_outputs!r}')
         if not 0 <= drop_path_rate < 1:
             raise ValueError(f'{name}: drop_path_rate must be in [0, 1), '
                              f'got {drop_path_rate!r}')
@@ -124,6 +136,7 @@ class MobileNet(BaseModule):
         self.output_stride = output_stride
         self.with_cp = with_cp
         self.channels_last = channels_last
+        self.channels_last_outputs = channels_last_outputs
 
         spec = self.arch_settings[arch]
         if reduced_tail not in (False, True) + REDUCED_TAIL_RULES:
@@ -288,8 +301,14 @@ class MobileNet(BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return a tuple with one map per ``out_indices`` entry."""
+        # Only a converted input can make the maps channels-last; the
+        # backbone never changes the layout of an input it was given.
+        to_nchw = False
         if self.channels_last is True or (self.channels_last == 'cpu'
                                           and x.device.type == 'cpu'):
+            to_nchw = not (self.channels_last_outputs
+                           or x.is_contiguous(
+                               memory_format=torch.channels_last))
             x = x.contiguous(memory_format=torch.channels_last)
         features = {}  # (stage index, output type) -> map
         for index, stage in enumerate(self.stages[:self._last_stage + 1]):
@@ -300,8 +319,11 @@ class MobileNet(BaseModule):
                 else:
                     x, features[wanted] = self._run(block, x, tap=wanted[1])
             features[(index, 'output')] = x
-        return tuple(features[(index, kind)] for index, kind in zip(
+        outs = tuple(features[(index, kind)] for index, kind in zip(
             self.out_indices, self.out_types))
+        if to_nchw:
+            outs = tuple(out.contiguous() for out in outs)
+        return outs
 
 
 @MODELS.register_module()

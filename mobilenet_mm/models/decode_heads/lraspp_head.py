@@ -60,8 +60,10 @@ def relative_avg_pool(x: torch.Tensor, kernel: Tuple[float, float],
     geometry gives 1x4 cells from a 16x32 to a 64x128 map); a kernel of
     ``(1, 1)`` is global pooling.
     """
-    # Plain ints: while ONNX export traces, shape entries are tensors,
-    # which round() rejects; the graph fixes the input size anyway.
+    if tuple(kernel) == GLOBAL_POOL:  # global at every size (ReduceMean)
+        return x.mean((2, 3), keepdim=True)
+    if torch.onnx.is_in_onnx_export():
+        return _traceable_relative_avg_pool(x, kernel, stride)
     size = [int(n) for n in x.shape[-2:]]
     # Without the epsilon, float noise (0.3 * 100 = 30.000000000000004)
     # would round a whole-pixel kernel up by one.
@@ -71,6 +73,36 @@ def relative_avg_pool(x: torch.Tensor, kernel: Tuple[float, float],
         return x.mean((2, 3), keepdim=True)
     stride_px = [max(1, round(s * n)) for s, n in zip(stride, size)]
     return F.avg_pool2d(x, kernel_px, stride_px)
+
+
+def _traceable_relative_avg_pool(x: torch.Tensor, kernel: Tuple[float, float],
+                                 stride: Tuple[float, float]) -> torch.Tensor:
+    """:func:`relative_avg_pool` as a graph of the input's shape.
+
+    ONNX ``AveragePool`` takes a fixed kernel, so an export of
+    ``F.avg_pool2d`` would keep the traced size's kernel and stride at every
+    other size. Here they are computed from the (traced) shape with the same
+    rounding (ONNX ``Ceil``; ``Round`` is half-to-even like Python's), and
+    the windows are summed from an integral image (``CumSum`` + ``Gather``):
+    the same averages at any input size.
+    """
+    sums = F.pad(x, (1, 0, 1, 0)).cumsum(2).cumsum(3)  # (B, C, H+1, W+1)
+    starts, ends, counts = [], [], []
+    for axis, (k, s) in enumerate(zip(kernel, stride)):
+        n = torch.as_tensor(x.shape[2 + axis])
+        size = torch.ceil(n.float() * k - 1e-6).long().clamp(min=1)
+        size = torch.minimum(size, n)
+        step = torch.round(n.float() * s).long().clamp(min=1)
+        cells = torch.div(n - size, step, rounding_mode='floor') + 1
+        first = torch.arange(cells) * step
+        starts.append(first)
+        ends.append(first + size)
+        counts.append(size)
+    rows = [sums.index_select(2, index) for index in (ends[0], starts[0])]
+    window = [r.index_select(3, index) for r in rows
+              for index in (ends[1], starts[1])]
+    total = window[0] - window[1] - window[2] + window[3]
+    return total / (counts[0] * counts[1]).to(x.dtype)
 
 
 @MODELS.register_module()
