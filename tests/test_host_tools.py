@@ -58,6 +58,18 @@ def fast_host_base_lookup():
         yield
 
 
+@pytest.fixture(autouse=True)
+def keep_default_scope():
+    """The host APIs (inferencers, init_default_scope) set mmengine's
+    default scope for the whole process: restore it, so that the test
+    files after this one see the scope they had."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 def run_host(tool, *args, cwd, env=None):
     """A host tool as a user runs it: a subprocess, repo on the path."""
     full = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
