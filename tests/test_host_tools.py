@@ -58,6 +58,18 @@ def fast_host_base_lookup():
         yield
 
 
+@pytest.fixture(autouse=True)
+def keep_default_scope():
+    """The host APIs (inferencers, init_default_scope) set mmengine's
+    default scope for the whole process: restore it, so that the test
+    files after this one see the scope they had."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
+
+
 def run_host(tool, *args, cwd, env=None):
     """A host tool as a user runs it: a subprocess, repo on the path."""
     full = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -484,3 +496,29 @@ def test_lraspp_onnx_export_with_dynamic_size(tmp_path):
     with pytest.raises(ValueError, match='anchors .* of the traced input'):
         export_onnx(det, (128, 128), str(tmp_path / 'det.onnx'),
                     dynamic_hw=True)
+
+
+def test_export_cli_dynamic_shape(tmp_path, capsys):
+    """``--dynamic-shape`` checks a segmentor at a second size and refuses
+    a detector in one line."""
+    import importlib.util
+
+    from mobilenet_mm.tools_common import run_cli
+    path = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
+    spec = importlib.util.spec_from_file_location('export_onnx_cli', path)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert run_cli(cli.main, [
+        osp.join(CONFIGS, 'host_lraspp.py'), '--shape', '128', '256',
+        '--dynamic-shape', '--verify-batch', '1', '--out',
+        str(tmp_path / 'seg.onnx')]) == 0
+    out = capsys.readouterr().out
+    assert 'dynamic batch, height and width' in out
+    for size in ('128x256:', '96x192:'):
+        assert f'onnxruntime vs PyTorch, batch 1, {size}' in out
+    assert out.count('(ok, limit') == 2
+    assert run_cli(cli.main, [osp.join(REPO, 'configs', 'ssdlite_v3.py'),
+                              '--dynamic-shape']) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert 'holds the anchors of one input size' in err
