@@ -1,9 +1,13 @@
-# configs/lraspp_v3_small_cityscapes.py made tiny for tests/test_host_tools.py:
+# The LR-ASPP-V3-Small Cityscapes config made tiny for
+# tests/tools/test_host_tools.py:
 # what the shipped config carries (hooks, LoadSegAnnotations, the relative
 # gate pool, channels-last backbone, mmseg base files) stays; the backbone
 # is narrow, images are 64x128, the data are generated (the test sets
 # data_root) and 2 iterations are a run.
-_base_ = ['../../configs/lraspp_v3_small_cityscapes.py']
+_base_ = [
+    '../../configs/lraspp/'
+    'lraspp_mobilenetv3-small-rf2-d16_4xb4-90k_cityscapes-769x769.py'
+]
 
 data_root = 'data/synthetic_cityscapes/'
 crop_size = (64, 128)

@@ -1,4 +1,4 @@
-# configs/ssdlite_v3.py made tiny for tests/test_host_tools.py: what the
+# configs/ssdlite_v3.py made tiny for tests/tools/test_host_tools.py: what the
 # shipped config carries (hooks, dataset class, channels-last backbone,
 # mmdet base files) stays; the backbone is narrow, images are 128x128, the
 # data are generated (the test sets data_root) and 2 iterations are a run.

@@ -66,7 +66,7 @@ class MobileNet(BaseModule):
             Only for consumers known to read strides: mobilenet_mm's necks
             and heads and the mmdet modules our configs use (their
             channels-last results are checked against NCHW in
-            tests/test_host_tools.py). ``False`` (default) returns standard
+            tests/tools/test_host_tools.py). ``False`` (default) returns standard
             contiguous NCHW maps, which any host head or op reads
             correctly: mmcv's CPU ``RoIAlign`` (Faster/Mask R-CNN) reads
             its input as contiguous NCHW whatever its strides, and heads

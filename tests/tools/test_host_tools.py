@@ -1,8 +1,7 @@
 """The shipped configs under mmdet's and mmseg's own tools and APIs.
 
-Tiny variants of configs/ssdlite_v3.py and
-configs/lraspp_v3_small_cityscapes.py (tests/configs/host_*.py: same hooks,
-dataset classes, transforms and channels-last backbones) train on generated
+Tiny variants of configs/ssdlite_v3.py and the LR-ASPP-V3-Small Cityscapes
+config (tests/configs/host_*.py: same hooks, dataset classes, transforms and channels-last backbones) train on generated
 data with the ``train.py`` and
 ``test.py`` shipped inside the mmdet and mmseg wheels (``.mim/tools``),
 resume, and predict through ``DetInferencer``, ``MMSegInferencer`` and
@@ -30,10 +29,14 @@ from mmengine.config import Config
 from mobilenet_mm.datasets import (generate_cityscapes_segmentation,
                                    generate_coco_detection)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = osp.join(REPO, 'tests', 'configs')
-SHIPPED = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')) +
-                 glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')))
+from tests.conftest import REPO, TEST_CONFIGS as CONFIGS
+
+# Every shipped config: the family folders, the demo and the short entry
+# points at the top (not the _base_ parts).
+SHIPPED = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                         recursive=True)
+    if '_base_' not in osp.relpath(p, REPO).split(osp.sep))
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 
@@ -313,11 +316,7 @@ def test_label_loader_still_refuses_a_dataset_sample_without_label(tmp_path):
 
 # -- the guards travel with the configs --------------------------------------
 def test_every_shipped_config_carries_the_guards_once(shipped_cfgs):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import train as our_train
-    finally:
-        sys.path.pop(0)
+    from tools import train as our_train
     for name, cfg in shipped_cfgs.items():
         hooks = [h['type'] for h in cfg.custom_hooks]
         for hook in ('mobilenet_mm.NanGuardHook',
@@ -408,9 +407,11 @@ def test_two_stage_host_detectors_same_with_channels_last(base):
                for a, b in zip(_flat(want), _flat(kept[2]))) > 1e-3
 
 
-@pytest.mark.parametrize('config', ['ssdlite_v3.py',
-                                    'retinanet_v4_conv_medium.py',
-                                    'lraspp_v3_small_cityscapes.py'])
+@pytest.mark.parametrize('config', [
+    'ssdlite_v3.py',
+    'retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-384x384.py',
+    'lraspp/lraspp_mobilenetv3-small-rf2-d16_4xb4-90k_cityscapes-769x769.py'
+])
 def test_shipped_consumers_of_channels_last_maps_give_nchw_results(
         config, shipped_cfgs):
     """Where the configs keep the maps channels-last (our necks and heads,
@@ -501,13 +502,8 @@ def test_lraspp_onnx_export_with_dynamic_size(tmp_path):
 def test_export_cli_dynamic_shape(tmp_path, capsys):
     """``--dynamic-shape`` checks a segmentor at a second size and refuses
     a detector in one line."""
-    import importlib.util
-
-    from mobilenet_mm.tools_common import run_cli
-    path = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
-    spec = importlib.util.spec_from_file_location('export_onnx_cli', path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from mobilenet_mm.apis import run_cli
+    from tools.deploy import export_onnx as cli
     assert run_cli(cli.main, [
         osp.join(CONFIGS, 'host_lraspp.py'), '--shape', '128', '256',
         '--dynamic-shape', '--verify-batch', '1', '--out',
