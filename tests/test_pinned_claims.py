@@ -278,6 +278,18 @@ def test_resume_skips_an_empty_last_checkpoint(broken_work_dir):
     assert cfg.resume is True and cfg.load_from == str(work / 'iter_2.pth')
 
 
+def test_resume_without_a_marker_takes_the_newest_complete_checkpoint(
+        trained, tmp_path):
+    import shutil
+    from mmengine.config import Config
+    work = tmp_path / 'work'
+    shutil.copytree(trained['work'], work)
+    (work / 'last_checkpoint').write_text('')
+    cfg = Config(dict(resume=False, load_from=None))
+    load_tool(TRAIN).set_resume(cfg, 'auto', str(work))
+    assert cfg.resume is True and cfg.load_from == str(work / 'iter_4.pth')
+
+
 @pytest.fixture(scope='module')
 def reshaped_checkpoint(trained, tmp_path_factory):
     """iter_2.pth with the right keys but one tensor of another shape."""
