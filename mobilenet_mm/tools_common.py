@@ -32,7 +32,9 @@ class CLIError(Exception):
 def run_cli(main: Callable[[Optional[Sequence[str]]], int],
             argv: Optional[Sequence[str]] = None) -> int:
     """Run ``main(argv)``; a :class:`CLIError` or a checkpoint that cannot
-    be loaded becomes one line on stderr and exit status 1."""
+    be loaded becomes one line on stderr and exit status 1, and so does any
+    other error, with a pointer to its traceback
+    (:mod:`mobilenet_mm.utils.crash_report`); Ctrl-C exits with 130."""
     # setuptools < 81 is pinned on purpose (mmengine resolves ``mmdet::``
     # bases with pkg_resources); its deprecation notice on every run would
     # bury the one line that matters.
@@ -41,10 +43,18 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int],
     prog = osp.basename(sys.argv[0]) or 'mobilenet_mm'
     try:
         return main(argv) or 0
-    except Exception as e:  # noqa: B902  (re-raised unless a user error)
-        if not isinstance(e, _user_error_types()):
+    except KeyboardInterrupt:
+        print(f'{prog}: interrupted', file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: B902  (every error ends in one line)
+        from mobilenet_mm.utils import crash_report
+        if isinstance(e, _user_error_types()):
+            print(f'{prog}: error: {one_line(e)}', file=sys.stderr)
+        elif crash_report.wants_plain_traceback():
             raise
-        print(f'{prog}: error: {one_line(e)}', file=sys.stderr)
+        else:
+            print(crash_report.crash_line(e, prog, one_line(e)),
+                  file=sys.stderr)
         return 1
     finally:
         destroy_process_group()
@@ -70,8 +80,10 @@ def _user_error_types() -> tuple:
     is being handled, so that the tools start without them."""
     from mobilenet_mm.datasets.seg_transforms import SegLabelError
     from mobilenet_mm.engine.nan_guard import NonFiniteLossError
-    from mobilenet_mm.utils.checkpoint import CheckpointLoadError
-    return (CLIError, CheckpointLoadError, NonFiniteLossError, SegLabelError)
+    from mobilenet_mm.utils.checkpoint import (CheckpointLoadError,
+                                               CheckpointSaveError)
+    return (CLIError, CheckpointLoadError, CheckpointSaveError,
+            NonFiniteLossError, SegLabelError)
 
 
 _WORKER_PREFIX = re.compile(r'^[\w.]+: ')
@@ -117,6 +129,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
         raise CLIError(f'cannot load config {path}: {type(e).__name__}: '
                        f'{first}') from None
     if cfg_options:
+        from mobilenet_mm.utils.preflight import check_cfg_options
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
 
@@ -434,9 +448,11 @@ def check_state_dict_matches(model, state: dict, path: str,
 
 
 def build_runner(cfg, checkpoint: Optional[str] = None,
-                 what: str = 'checkpoint', check_shapes: bool = True):
+                 what: str = 'checkpoint', check_shapes: bool = True,
+                 check_state: Optional[Callable[[dict], None]] = None):
     """Build the runner from ``cfg``; with ``checkpoint``, first load it
-    safely and, once the model exists, check that it fits.
+    safely (and pass its state dict to ``check_state``) and, once the model
+    exists, check that it fits.
 
     Warnings raised while building are held back and shown only when the
     checks pass, so a refused checkpoint really ends in one line.
@@ -444,6 +460,8 @@ def build_runner(cfg, checkpoint: Optional[str] = None,
     # URLs (http://, open-mmlab://...) are left to mmengine's loaders.
     check = bool(checkpoint) and not _is_remote(checkpoint)
     state = read_state_dict(checkpoint, what) if check else None
+    if state is not None and check_state is not None:
+        check_state(state)
     if cfg.get('launcher', 'none') != 'none' and not has_accelerator():
         init_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS

@@ -37,6 +37,14 @@ import torch.nn as nn
 MIN_OPSET = 17
 
 
+def max_opset() -> int:
+    """The newest opset torch's TorchScript exporter (``dynamo=False``,
+    what :func:`export_onnx` uses) writes."""
+    from torch.onnx import _constants
+    return int(getattr(_constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET',
+                       getattr(_constants, 'ONNX_MAX_OPSET', MIN_OPSET)))
+
+
 # -- building ------------------------------------------------------------
 def model_task(model: nn.Module) -> str:
     """``'det'`` or ``'seg'`` for an mmdet detector or mmseg segmentor."""
@@ -180,7 +188,12 @@ class DetectorExport(nn.Module):
     def __init__(self, model: nn.Module, shape: Tuple[int, int],
                  with_nms: bool = False):
         super().__init__()
+        from mmdet.models.detectors import SingleStageDetector
         from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+        if not isinstance(model, SingleStageDetector):
+            raise ValueError(
+                f'ONNX export supports single-stage detectors (SSD, '
+                f'RetinaNet: one bbox_head), not {type(model).__name__}')
         head = model.bbox_head
         if not isinstance(head.bbox_coder, DeltaXYWHBBoxCoder):
             raise ValueError(
@@ -287,9 +300,11 @@ def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
     # recursively: a wrapper left in train mode would put the BNs of the
     # model it wraps in train mode too.
     wrapper.eval()
-    if opset < MIN_OPSET:
+    if not MIN_OPSET <= opset <= max_opset():
         raise ValueError(f'opset must be >= {MIN_OPSET} (the opsets the '
-                         f'parity tests cover), got {opset}')
+                         f'parity tests cover) and <= {max_opset()} (the '
+                         f'newest torch {torch.__version__} exports), got '
+                         f'{opset}')
     example = torch.rand(batch, 3, *shape) * 255
     if isinstance(wrapper, BackboneExport):
         count = len(wrapper.backbone.out_indices)

@@ -40,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='ONNX file (default: '
                         'work_dirs/onnx/<config>[-backbone][-nms].onnx)')
     parser.add_argument('--opset', type=int, default=17,
-                        help='ONNX opset, >= 17 (default 17)')
+                        help='ONNX opset, 17 to the newest torch exports (default 17)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size (default: the test pipeline\'s '
                         'Resize scale)')
@@ -69,8 +69,11 @@ def main(argv=None) -> int:
     check_file(args.config, 'config file')
     if args.checkpoint:
         check_file(args.checkpoint, 'checkpoint file')
-    if args.opset < 17:
-        raise CLIError(f'--opset must be 17 or newer, got {args.opset}')
+    from mobilenet_mm.deploy.onnx_export import MIN_OPSET, max_opset
+    if not MIN_OPSET <= args.opset <= max_opset():
+        raise CLIError(f'--opset must be {MIN_OPSET} or newer and at most '
+                       f'{max_opset()} (the newest this torch exports), got '
+                       f'{args.opset}')
     if args.shape and min(args.shape) < 32:
         raise CLIError(f'--shape must be at least 32 x 32, got {args.shape}')
     if args.verify_batch < 1:
