@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     cfg.setdefault('default_scope',
                    {'det': 'mmdet', 'seg': 'mmseg'}[task])
     cfg.work_dir = resolve_work_dir(cfg, args.work_dir, args.config)
+    check_work_dir(cfg.work_dir)
     set_launcher(cfg, args.launcher, args.local_rank)
     cfg.load_from = args.checkpoint
     cfg.resume = False
@@ -138,7 +139,6 @@ def main(argv=None) -> int:
     if args.out:
         add_dump(cfg, task, args.out)
     check_data_paths(cfg, ['test_dataloader'], ['test_evaluator'])
-    check_work_dir(cfg.work_dir)
     check_batch_sizes(cfg, ['test_dataloader'])
     if task == 'det' and not format_only(cfg.get('test_evaluator')):
         # format_only runs (COCO test-dev) have image lists, no annotations.

@@ -141,6 +141,7 @@ def main(argv=None) -> int:
     cfg.setdefault('default_scope',
                    {'det': 'mmdet', 'seg': 'mmseg'}[task])
     cfg.work_dir = resolve_work_dir(cfg, args.work_dir, args.config)
+    check_work_dir(cfg.work_dir)
     set_launcher(cfg, args.launcher, args.local_rank)
     if args.amp:
         enable_amp(cfg)
@@ -155,7 +156,6 @@ def main(argv=None) -> int:
         loaders.append('val_dataloader')
         evaluators.append('val_evaluator')
     check_data_paths(cfg, loaders, evaluators)
-    check_work_dir(cfg.work_dir)
     check_batch_sizes(cfg, loaders)
     if task == 'det':
         check_detection_data(cfg, loaders)

@@ -182,8 +182,8 @@ class AtomicCheckpointHook(CheckpointHook):
             raise CheckpointSaveError(
                 f'saving the {what} to {self.out_dir} failed '
                 f'({type(e).__name__}: {e}); nothing was removed' +
-                (f', {" and ".join(kept)} is kept' if kept else
-                 ' (no earlier checkpoint)')) from e
+                (f', {" and ".join(kept)} {"is" if len(kept) == 1 else "are"}'
+                 ' kept' if kept else ' (no earlier checkpoint)')) from e
         finally:
             self.file_backend = backend
             self._deferred = None
@@ -193,9 +193,10 @@ class AtomicCheckpointHook(CheckpointHook):
                 getattr(backend, action)(path)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
+        # After a resume only the message hub knows the current checkpoint.
+        current = self.last_ckpt or runner.message_hub.get_info('last_ckpt')
         with self._removals_after_save(
-                f'checkpoint {self.filename_tmpl.format(step)}',
-                [self.last_ckpt]):
+                f'checkpoint {self.filename_tmpl.format(step)}', [current]):
             staging = osp.join(runner.work_dir, self.STAGING_DIR)
             if is_main_process():  # only the main process writes the file
                 os.makedirs(staging, exist_ok=True)
@@ -210,8 +211,9 @@ class AtomicCheckpointHook(CheckpointHook):
                 shutil.rmtree(staging, ignore_errors=True)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
+        current = self.last_ckpt or runner.message_hub.get_info('last_ckpt')
         with self._removals_after_save('best checkpoint',
-                                       self._best_paths() or [self.last_ckpt]):
+                                       self._best_paths() or [current]):
             super()._save_best_checkpoint(runner, metrics)
 
 
