@@ -46,19 +46,14 @@ DEMO_DET = osp.join(REPO, 'configs', 'demo', 'ssdlite_v3_demo.py')
 TOOLS = osp.join(REPO, 'tools')
 
 
-def run_tool(*args, user=None):
+def run_tool(*args):
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
                PYTHONDONTWRITEBYTECODE='1')
     env['PYTHONPATH'] = os.pathsep.join(
         [REPO, CONFIGS] + [p for p in [env.get('PYTHONPATH')] if p])
-    preexec = None
-    if user is not None:
-        def preexec():  # noqa: E306
-            os.setgid(user)
-            os.setuid(user)
     return subprocess.run([sys.executable, *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=300, preexec_fn=preexec)
+                          timeout=300)
 
 
 def one_error_line(proc, *fragments):
@@ -403,7 +398,7 @@ def test_misspelt_cfg_options_key_is_refused():
         load_config(TINY_DET, {'train_cfg.max_iter': 2})
     raised_one_line(info, 'train_cfg.max_iter', 'did you mean '
                     'train_cfg.max_iters?')
-    with pytest.raises(CLIError, match='did you mean train_cfg.max_iters'):
+    with pytest.raises(CLIError, match=r'did you mean train_cfg\?'):
         load_config(TINY_DET, {'trian_cfg.max_iters': 2})
     # Existing keys and new keys unlike any existing one are fine.
     cfg = load_config(TINY_DET, {'train_cfg.max_iters': 2,
@@ -422,22 +417,25 @@ def test_work_dir_that_is_a_file_or_read_only(tmp_path):
 
 
 @pytest.fixture
-def shared_dir(tmp_path):
-    """A directory other users can enter (pytest's tmp root is private)."""
-    import tempfile
-    path = tempfile.mkdtemp(prefix='i18-shared-')
+def read_only_dir(tmp_path):
+    """A directory nobody can create files in: mode 555, and for root
+    (whom the mode does not stop) the immutable attribute as well."""
+    path = tmp_path / 'ro'
+    path.mkdir()
+    os.chmod(path, 0o555)
+    immutable = os.geteuid() == 0
+    if immutable:
+        subprocess.run(['chattr', '+i', str(path)], check=True)
+    yield str(path)
+    if immutable:
+        subprocess.run(['chattr', '-i', str(path)], check=True)
     os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
-def test_read_only_work_dir_is_one_line_before_building(shared_dir):
-    read_only = osp.join(shared_dir, 'ro')
-    os.mkdir(read_only, 0o555)
-    os.chmod(read_only, 0o555)
-    # root may write anywhere: run the tool as 'nobody' there.
-    user = 65534 if os.geteuid() == 0 else None
+def test_read_only_work_dir_is_one_line_before_building(read_only_dir):
+    with pytest.raises(OSError):  # the condition the check is about
+        open(osp.join(read_only_dir, 'probe'), 'w').close()
     proc = run_tool(osp.join(TOOLS, 'train.py'), TINY_DET, '--work-dir',
-                    read_only, user=user)
-    one_error_line(proc, f'work dir {read_only} is not writable')
-    assert os.listdir(read_only) == []
+                    read_only_dir)
+    one_error_line(proc, f'work dir {read_only_dir} is not writable')
+    assert os.listdir(read_only_dir) == []

@@ -83,8 +83,9 @@ def check_cfg_options(cfg, options: Optional[Mapping]) -> None:
     edit away from a key that is (``train_cfg.max_iter`` for ``max_iters``):
     mmengine would add it as a new key, which the code never reads. New
     keys unlike any existing one are allowed (a new argument)."""
+    root = cfg if isinstance(cfg, Mapping) else dict(cfg.items())  # Config
     for dotted in options or {}:
-        node = cfg
+        node = root
         parts = str(dotted).split('.')
         for depth, part in enumerate(parts):
             if isinstance(node, (list, tuple)):
