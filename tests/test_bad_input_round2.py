@@ -439,3 +439,155 @@ def test_read_only_work_dir_is_one_line_before_building(read_only_dir):
                     read_only_dir)
     one_error_line(proc, f'work dir {read_only_dir} is not writable')
     assert os.listdir(read_only_dir) == []
+
+
+# ------------------------------------------- 6, 13. tools/test.py --
+
+@pytest.fixture(scope='module')
+def det_test_setup(coco, tmp_path_factory):
+    """A tiny_det config on the generated data and a checkpoint of its
+    (randomly initialised) model."""
+    from mobilenet_mm.analysis.model_stats import build_model_from_config
+    tmp = tmp_path_factory.mktemp('det_test')
+    config = tmp / 'det.py'
+    config.write_text('\n'.join([
+        f'_base_ = [{TINY_DET!r}]',
+        f'root = {coco + "/"!r}',
+        'test_dataloader = dict(dataset=dict(data_root=root))',
+        "test_evaluator = dict(ann_file=root + "
+        "'annotations/instances_val2017.json')",
+    ]) + '\n')
+    torch.manual_seed(0)
+    model = build_model_from_config(Config.fromfile(str(config)))
+    checkpoint = tmp / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, str(checkpoint))
+    return str(config), str(checkpoint), tmp
+
+
+def test_test_tool_refuses_a_nan_checkpoint_before_testing(det_test_setup):
+    config, checkpoint, tmp = det_test_setup
+    state = torch.load(checkpoint)['state_dict']
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key][0] = math.nan
+    nan_checkpoint = tmp / 'nan.pth'
+    torch.save({'state_dict': state}, str(nan_checkpoint))
+    proc = run_tool(osp.join(TOOLS, 'test.py'), config, nan_checkpoint,
+                    '--work-dir', tmp / 'work_nan')
+    one_error_line(proc, str(nan_checkpoint), 'NaN or infinite',
+                   f'first: {key}')
+    assert 'Epoch(test)' not in proc.stdout + proc.stderr  # not evaluated
+
+
+def test_test_tool_exits_non_zero_on_empty_metrics(det_test_setup):
+    config, checkpoint, tmp = det_test_setup
+    # No box passes score_thr: mmdet only logs "results ... empty".
+    proc = run_tool(osp.join(TOOLS, 'test.py'), config, checkpoint,
+                    '--work-dir', tmp / 'work_empty', '--cfg-options',
+                    'model.test_cfg.score_thr=1.01')
+    one_error_line(proc, f'testing {checkpoint} gave no metrics')
+
+
+def test_test_tool_checks_out_before_evaluating(det_test_setup):
+    config, checkpoint, tmp = det_test_setup
+    out_dir = tmp / 'predictions.pkl'
+    out_dir.mkdir()
+    proc = run_tool(osp.join(TOOLS, 'test.py'), config, checkpoint,
+                    '--work-dir', tmp / 'work_out', '--out', out_dir)
+    one_error_line(proc, f'--out {out_dir} is a directory')
+    assert not (tmp / 'work_out').exists()  # nothing was built or run
+
+
+# ------------------------------ 13. export, model_stats, convert --
+
+@pytest.fixture(scope='module')
+def two_stage_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp('frcnn') / 'faster_rcnn.py'
+    path.write_text(
+        "_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']\n"
+        'model = dict(backbone=dict(depth=18, init_cfg=None), '
+        'neck=dict(in_channels=[64, 128, 256, 512]))\n')
+    return str(path)
+
+
+def test_export_and_count_refuse_unsupported_models(two_stage_config,
+                                                    tmp_path):
+    proc = run_tool(osp.join(TOOLS, 'deploy', 'export_onnx.py'),
+                    two_stage_config, '--no-verify', '--out',
+                    tmp_path / 'x.onnx')
+    one_error_line(proc, 'ONNX export supports single-stage detectors',
+                   'not FasterRCNN')
+    proc = run_tool(osp.join(TOOLS, 'analysis', 'model_stats.py'),
+                    two_stage_config)
+    one_error_line(proc, 'counting supports single-stage detectors',
+                   'not FasterRCNN')
+
+
+def test_psp_head_export_is_one_line(tmp_path):
+    config = tmp_path / 'psp.py'
+    config.write_text(
+        f'_base_ = [{TINY_SEG!r}]\n'
+        "model = dict(decode_head=dict(_delete_=True, type='PSPHead', "
+        'in_channels=24, channels=16, num_classes=19, '
+        'pool_scales=(1, 2, 3, 6)))\n')
+    proc = run_tool(osp.join(TOOLS, 'deploy', 'export_onnx.py'), config,
+                    '--no-verify', '--out', tmp_path / 'psp.onnx')
+    one_error_line(proc, 'torch cannot export EncoderDecoder (PSPHead)',
+                   'adaptive_avg_pool2d')
+    assert not (tmp_path / 'psp.onnx').exists()
+
+
+def test_bad_arguments_of_export_and_model_stats():
+    from mobilenet_mm.deploy.onnx_export import max_opset
+    proc = run_tool(osp.join(TOOLS, 'deploy', 'export_onnx.py'), TINY_DET,
+                    '--opset', max_opset() + 1)
+    one_error_line(proc, f'at most {max_opset()}', f'got {max_opset() + 1}')
+    for args, fragment in ((['--arch', 'v3_small', '--resolution', '0'],
+                            '--resolution must be >= 32, got 0'),
+                           ([TINY_DET, '--shape', '64', '-5'],
+                            '--shape H W must both be >= 32, got 64 -5')):
+        proc = run_tool(osp.join(TOOLS, 'analysis', 'model_stats.py'), *args)
+        assert proc.returncode == 2, proc.stderr[-2000:]  # argparse's usage
+        assert 'Traceback' not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].endswith(fragment), \
+            proc.stderr
+
+
+def test_convert_weights_on_a_list(tmp_path):
+    src = tmp_path / 'list.pth'
+    torch.save([torch.zeros(1)], str(src))
+    proc = run_tool(osp.join(TOOLS, 'convert_weights.py'), src,
+                    tmp_path / 'out.pth', '--arch', 'v3_small')
+    one_error_line(proc, f'{src} holds a list, not a state dict')
+    assert not (tmp_path / 'out.pth').exists()
+
+
+# -------------------------------------- the general rule: run_cli --
+
+CRASH_SCRIPT = '''
+import sys
+from mobilenet_mm.tools_common import run_cli
+if len(sys.argv) > 1:
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('crash_test', log_file=sys.argv[1])
+def main(argv):
+    {}['missing key']
+sys.exit(run_cli(main))
+'''
+
+
+@pytest.mark.parametrize('with_run_log', [False, True])
+def test_unexpected_error_is_one_line_with_traceback_file(tmp_path,
+                                                          with_run_log):
+    log = tmp_path / 'run.log'
+    args = ['-c', CRASH_SCRIPT] + ([log] if with_run_log else [])
+    proc = run_tool(*args)
+    line = one_error_line(proc, "unexpected KeyError: 'missing key'",
+                          'full traceback: ')
+    path = line.rsplit('full traceback: ', 1)[1].rstrip(')')
+    if with_run_log:
+        assert path == str(log)
+    text = open(path).read()
+    assert 'Traceback (most recent call last)' in text and \
+        "KeyError: 'missing key'" in text
+    if not with_run_log:
+        os.remove(path)  # a temporary file

@@ -33,7 +33,7 @@ def parse_args():
     return parser.parse_args()
 
 
-def main():
+def main(argv=None):
     args = parse_args()
     import torch
 
@@ -48,7 +48,12 @@ def main():
     try:
         backbone = build_backbone_by_name(args.arch,
                                           widen_factor=args.widen_factor)
-        state = unwrap_state_dict(load_checkpoint_file(args.src))
+        checkpoint = load_checkpoint_file(args.src)
+        if not isinstance(checkpoint, dict):
+            sys.exit(f'convert_weights: error: {args.src} holds a '
+                     f'{type(checkpoint).__name__}, not a state dict (a dict '
+                     'of tensors, or one under state_dict/model)')
+        state = unwrap_state_dict(checkpoint)
         if is_own_state_dict(state, backbone):
             sys.exit(f'convert_weights: error: {args.src} already uses '
                      'mobilenet_mm key names; nothing to convert')
@@ -67,4 +72,5 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    from mobilenet_mm.tools_common import run_cli
+    sys.exit(run_cli(main))

@@ -258,6 +258,15 @@ class DetectorExport(nn.Module):
                 scores[batch_index, box_index, labels], labels, batch_index)
 
 
+def model_name(wrapper: nn.Module) -> str:
+    """The class names of the wrapped model and its heads, for messages."""
+    model = getattr(wrapper, 'model', None) or getattr(wrapper, 'backbone')
+    heads = [type(getattr(model, key)).__name__
+             for key in ('decode_head', 'bbox_head')
+             if getattr(model, key, None) is not None]
+    return type(model).__name__ + (f" ({', '.join(heads)})" if heads else '')
+
+
 def output_names(wrapper: nn.Module, num_outputs: int) -> List[str]:
     if isinstance(wrapper, DetectorExport):
         return (['det_boxes', 'det_scores', 'det_labels', 'det_batch']
@@ -324,10 +333,20 @@ def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
         # The legacy exporter's deprecation notice and tracer warnings about
         # Python values (fixed H x W) say nothing about this graph.
         warnings.simplefilter('ignore')
-        torch.onnx.export(wrapper, (example, ), buffer, dynamo=False,
-                          opset_version=opset, input_names=['image'],
-                          output_names=names, dynamic_axes=dynamic,
-                          do_constant_folding=True)
+        try:
+            torch.onnx.export(wrapper, (example, ), buffer, dynamo=False,
+                              opset_version=opset, input_names=['image'],
+                              output_names=names, dynamic_axes=dynamic,
+                              do_constant_folding=True)
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError) as e:
+            # An operator torch cannot export (e.g. PSPHead's adaptive
+            # pooling to sizes that do not divide the input); its message
+            # carries the whole graph after the first line.
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+            first = first.split(' Please feel free')[0].split(' [Caused')[0]
+            raise ValueError(
+                f'torch cannot export {model_name(wrapper)} to ONNX '
+                f'(opset {opset}): {first[:300]}') from None
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(proto)
     for key, value in (metadata or {}).items():

@@ -129,12 +129,17 @@ def main(argv=None) -> int:
     out = args.out or default_out(args.config, args.backbone_only,
                                   args.with_nms)
     start = time.perf_counter()
-    names = export_onnx(wrapper, shape, out, opset=args.opset, metadata=dict(
-        config=osp.basename(args.config),
-        checkpoint=osp.basename(args.checkpoint or '') or 'random weights',
-        input='image: float32 (B, 3, H, W), pixels 0-255 in the pipeline '
-        'channel order; normalisation inside',
-        input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)))
+    try:
+        names = export_onnx(
+            wrapper, shape, out, opset=args.opset, metadata=dict(
+                config=osp.basename(args.config),
+                checkpoint=osp.basename(args.checkpoint or '') or
+                'random weights',
+                input='image: float32 (B, 3, H, W), pixels 0-255 in the '
+                'pipeline channel order; normalisation inside',
+                input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)))
+    except ValueError as e:
+        raise CLIError(f'{args.config}: {e}') from None
     size_mb = os.path.getsize(out) / 2**20
     print(f'wrote {out} ({size_mb:.1f} MiB, opset {args.opset}, input '
           f'{shape[0]}x{shape[1]}, dynamic batch, outputs '
