@@ -370,9 +370,9 @@ def test_pretrained_init_of_another_architecture_is_one_line(tmp_path):
 # ------------------------------------------ 13. arguments and dirs --
 
 @pytest.mark.parametrize('kwargs, fragment', [
-    (dict(widen_factor=float('nan')), 'widen_factor must be a number in'),
-    (dict(widen_factor=float('inf')), 'widen_factor must be a number in'),
-    (dict(widen_factor=1e9), 'widen_factor must be a number in'),
+    (dict(widen_factor=float('nan')), 'widen_factor must be a positive number, at most 4.0'),
+    (dict(widen_factor=float('inf')), 'widen_factor must be a positive number, at most 4.0'),
+    (dict(widen_factor=1e9), 'widen_factor must be a positive number, at most 4.0'),
     (dict(drop_path_rate='0.1'), 'drop_path_rate must be in [0, 1)'),
 ])
 def test_backbone_arguments_out_of_range(kwargs, fragment):

@@ -109,8 +109,9 @@ class MobileNet(BaseModule):
         if isinstance(widen_factor, bool) or not isinstance(
                 widen_factor, (int, float)) or not (
                     0 < widen_factor <= MAX_WIDEN_FACTOR):
-            raise ValueError(f'{name}: widen_factor must be a number in '
-                             f'(0, {MAX_WIDEN_FACTOR}], got {widen_factor!r}')
+            raise ValueError(f'{name}: widen_factor must be a positive '
+                             f'number, at most {MAX_WIDEN_FACTOR}, got '
+                             f'{widen_factor!r}')
         if output_stride not in (8, 16, 32):
             raise ValueError(f'{name}: output_stride must be 8, 16 or 32, '
                              f'got {output_stride!r}')
