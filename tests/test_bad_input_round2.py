@@ -24,9 +24,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mobilenet_mm  # noqa: F401
-from mobilenet_mm.datasets import (DET_CLASSES,
-                                   generate_cityscapes_segmentation,
-                                   generate_coco_detection)
+from mobilenet_mm.datasets import DET_CLASSES, generate_coco_detection
 from mobilenet_mm.datasets.coco_checks import (CocoDataError, CocoDetection,
                                                check_coco_file)
 from mobilenet_mm.datasets.seg_checks import check_segmentation_num_classes
@@ -369,10 +367,13 @@ def test_pretrained_init_of_another_architecture_is_one_line(tmp_path):
 
 # ------------------------------------------ 13. arguments and dirs --
 
+WIDEN = 'widen_factor must be a positive number, at most 4.0'
+
+
 @pytest.mark.parametrize('kwargs, fragment', [
-    (dict(widen_factor=float('nan')), 'widen_factor must be a positive number, at most 4.0'),
-    (dict(widen_factor=float('inf')), 'widen_factor must be a positive number, at most 4.0'),
-    (dict(widen_factor=1e9), 'widen_factor must be a positive number, at most 4.0'),
+    (dict(widen_factor=float('nan')), WIDEN),
+    (dict(widen_factor=float('inf')), WIDEN),
+    (dict(widen_factor=1e9), WIDEN),
     (dict(drop_path_rate='0.1'), 'drop_path_rate must be in [0, 1)'),
 ])
 def test_backbone_arguments_out_of_range(kwargs, fragment):

@@ -15,8 +15,8 @@ the original size, see ``mobilenet_mm.DumpSegPredictionsHook``).
 not fit the model, or whose weights hold NaN/inf, is refused in one line,
 before testing, and so are a broken COCO annotation file and an ``--out``
 path that cannot be written; an evaluation that gives no metrics or a
-non-finite one exits with status 1. ``--launcher`` without a GPU runs on the CPU
-with the gloo backend.
+non-finite one exits with status 1. ``--launcher`` without a GPU runs on the
+CPU with the gloo backend.
 """
 import argparse
 import os

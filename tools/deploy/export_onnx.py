@@ -40,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='ONNX file (default: '
                         'work_dirs/onnx/<config>[-backbone][-nms].onnx)')
     parser.add_argument('--opset', type=int, default=17,
-                        help='ONNX opset, 17 to the newest torch exports (default 17)')
+                        help='ONNX opset, 17 to the newest torch exports '
+                        '(default 17)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size (default: the test pipeline\'s '
                         'Resize scale)')
