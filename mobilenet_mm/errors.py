@@ -15,9 +15,10 @@ without an import cycle.
 import pickle
 
 __all__ = [
-    'UserError', 'CLIError', 'CheckpointLoadError', 'UnsafeCheckpointError',
+    'UserError', 'CLIError', 'CheckpointLoadError', 'CheckpointMismatchError',
+    'CheckpointSaveError', 'UnsafeCheckpointError',
     'CocoDataError', 'ImageLoadError', 'SegLabelError', 'MissingLabelError',
-    'LabelSizeError', 'NonFiniteLossError'
+    'LabelSizeError', 'LabelRangeError', 'NonFiniteLossError'
 ]
 
 
@@ -33,6 +34,15 @@ class CLIError(UserError):
 # -- checkpoints (mobilenet_mm.utils.checkpoint) ------------------------------
 class CheckpointLoadError(UserError, RuntimeError):
     """A checkpoint file cannot be read (truncated, not a checkpoint...)."""
+
+
+class CheckpointMismatchError(CheckpointLoadError, ValueError):
+    """A checkpoint that loads but does not fit the model."""
+
+
+class CheckpointSaveError(UserError, RuntimeError):
+    """A checkpoint could not be saved (disk full, ...); the message says
+    which checkpoint is kept."""
 
 
 class UnsafeCheckpointError(CheckpointLoadError, pickle.UnpicklingError):
@@ -67,6 +77,10 @@ class MissingLabelError(SegLabelError, FileNotFoundError):
 
 class LabelSizeError(SegLabelError, ValueError):
     """A label map whose size is not its image's size."""
+
+
+class LabelRangeError(SegLabelError, ValueError):
+    """A label map with ids that do not fit mmseg's 8-bit labels."""
 
 
 # -- training (mobilenet_mm.engine.nan_guard) ---------------------------------

@@ -149,11 +149,19 @@ def test_every_user_error_is_one_line_from_the_tools(name, capsys):
     assert len(err.strip().splitlines()) == 1 and ': error: ' in err
 
 
-def test_other_errors_keep_their_traceback():
+def test_other_errors_keep_their_traceback(monkeypatch, capsys):
+    """A bug is not a user error: it ends in one line that points to its
+    traceback, or (MOBILENET_MM_TRACEBACK=1) is re-raised as it is."""
     from mobilenet_mm.apis.cli import run_cli
 
     def main(argv):
         raise KeyError('a bug')
 
+    monkeypatch.delenv('MOBILENET_MM_TRACEBACK', raising=False)
+    assert run_cli(main, []) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert 'unexpected KeyError' in err and 'full traceback' in err
+    monkeypatch.setenv('MOBILENET_MM_TRACEBACK', '1')
     with pytest.raises(KeyError):
         run_cli(main, [])

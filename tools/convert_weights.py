@@ -33,7 +33,7 @@ def parse_args():
     return parser.parse_args()
 
 
-def main():
+def main(argv=None):
     args = parse_args()
     import torch
 
@@ -42,14 +42,20 @@ def main():
     from mobilenet_mm.models.weight_conversion import (
         convert_reference_state_dict, is_own_state_dict)
     from mobilenet_mm.utils.checkpoint import (atomic_write,
-                                               load_state_dict_file)
+                                               load_checkpoint_file,
+                                               unwrap_state_dict)
     if os.path.exists(args.dst) and not args.force:
         sys.exit(f'convert_weights: error: {args.dst} exists; pass --force '
                  'to overwrite it')
     try:
         backbone = build_backbone_by_name(args.arch,
                                           widen_factor=args.widen_factor)
-        state = load_state_dict_file(args.src)
+        checkpoint = load_checkpoint_file(args.src)
+        if not isinstance(checkpoint, dict):
+            sys.exit(f'convert_weights: error: {args.src} holds a '
+                     f'{type(checkpoint).__name__}, not a state dict (a dict '
+                     'of tensors, or one under state_dict/model)')
+        state = unwrap_state_dict(checkpoint)
         if is_own_state_dict(state, backbone):
             sys.exit(f'convert_weights: error: {args.src} already uses '
                      'mobilenet_mm key names; nothing to convert')
@@ -68,4 +74,5 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    from mobilenet_mm.apis import run_cli
+    sys.exit(run_cli(main))

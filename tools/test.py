@@ -12,11 +12,14 @@ the original size, see ``mobilenet_mm.DumpSegPredictionsHook``).
 ``--show-dir`` writes the painted predictions (detection: under
 ``WORK_DIR/<timestamp>/SHOW_DIR``, as mmdet does; segmentation: under
 ``SHOW_DIR/vis_data``, as mmseg does). A checkpoint whose keys or shapes do
-not fit the model is refused in one line, before testing, and so is a
-broken COCO annotation file. ``--launcher`` without a GPU runs on the CPU
-with the gloo backend.
+not fit the model, or whose weights hold NaN/inf, is refused in one line,
+before testing, and so are a broken COCO annotation file and an ``--out``
+path that cannot be written; an evaluation that gives no metrics or a
+non-finite one exits with status 1. ``--launcher`` without a GPU runs on the
+CPU with the gloo backend.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -26,6 +29,8 @@ from mobilenet_mm.apis import (build_runner, check_file, detect_task,
 from mobilenet_mm.datasets.path_checks import (check_data_paths,
                                                check_detection_data)
 from mobilenet_mm.errors import CLIError
+from mobilenet_mm.datasets.seg_checks import check_segmentation_num_classes
+from mobilenet_mm.utils.preflight import check_batch_sizes, check_work_dir
 
 
 def parse_args(argv=None):
@@ -84,6 +89,13 @@ def enable_visualization(cfg, task: str, show: bool, show_dir, wait_time):
 def add_dump(cfg, task: str, out: str) -> None:
     if not out.endswith(('.pkl', '.pickle')):
         raise CLIError(f'--out must end with .pkl or .pickle, got {out}')
+    # Checked now, not after the whole evaluation.
+    if osp.isdir(out):
+        raise CLIError(f'--out {out} is a directory; give a .pkl file path')
+    parent = osp.dirname(osp.abspath(out))
+    if osp.isdir(parent) and not os.access(parent, os.W_OK):
+        raise CLIError(f'--out {out}: the directory {parent} is not '
+                       'writable')
     if task == 'det':
         evaluator = cfg.test_evaluator
         metrics = list(evaluator) if isinstance(evaluator,
@@ -114,6 +126,7 @@ def main(argv=None) -> int:
     cfg.setdefault('default_scope',
                    {'det': 'mmdet', 'seg': 'mmseg'}[task])
     cfg.work_dir = resolve_work_dir(cfg, args.work_dir, args.config)
+    check_work_dir(cfg.work_dir)
     set_launcher(cfg, args.launcher, args.local_rank)
     cfg.load_from = args.checkpoint
     cfg.resume = False
@@ -126,13 +139,22 @@ def main(argv=None) -> int:
     if args.out:
         add_dump(cfg, task, args.out)
     check_data_paths(cfg, ['test_dataloader'], ['test_evaluator'])
+    check_batch_sizes(cfg, ['test_dataloader'])
     if task == 'det' and not format_only(cfg.get('test_evaluator')):
         # format_only runs (COCO test-dev) have image lists, no annotations.
         check_detection_data(cfg, ['test_dataloader'])
+    if task == 'seg':
+        check_segmentation_num_classes(cfg, ['test_dataloader'])
 
     register_host_modules(task)
-    runner = build_runner(cfg, args.checkpoint)
-    runner.test()
+    from mobilenet_mm.utils.result_checks import (check_finite_state,
+                                                  check_metrics)
+    runner = build_runner(
+        cfg, args.checkpoint,
+        check_state=lambda state: check_finite_state(state, args.checkpoint))
+    metrics = runner.test()
+    if not format_only(cfg.get('test_evaluator')):
+        check_metrics(metrics, f'testing {args.checkpoint}')
     from mmengine.dist import is_main_process
     if args.out and is_main_process() and not osp.isfile(args.out):
         raise CLIError(f'testing finished but {args.out} was not written')

@@ -28,6 +28,9 @@ from mobilenet_mm.datasets.path_checks import (check_data_paths,
                                                check_detection_data)
 from mobilenet_mm.errors import CLIError
 
+from mobilenet_mm.datasets.seg_checks import check_segmentation_num_classes
+from mobilenet_mm.utils.preflight import check_batch_sizes, check_work_dir
+
 RESUME_AUTO = 'auto'
 
 
@@ -116,12 +119,15 @@ def set_resume(cfg, resume: str, work_dir: str) -> None:
     """Turn ``--resume [CKPT]`` into ``cfg.resume`` and ``cfg.load_from``.
 
     The automatic case is resolved here (:func:`find_resume_checkpoint`
-    skips an empty ``last_checkpoint`` and truncated files) and the runner
-    gets an explicit path.
+    skips an empty or garbled ``last_checkpoint`` and truncated files, and
+    says so, as it does when the checkpoint comes from another directory)
+    and the runner gets an explicit path.
     """
     from mobilenet_mm.utils import find_resume_checkpoint
     if resume == RESUME_AUTO:
-        found = find_resume_checkpoint(work_dir)
+        found = find_resume_checkpoint(
+            work_dir, report=lambda line: print(f'--resume: {line}',
+                                                file=sys.stderr))
         if found is None:
             print(f'--resume: no checkpoint in {work_dir}, starting from '
                   'scratch', file=sys.stderr)
@@ -141,6 +147,7 @@ def main(argv=None) -> int:
     cfg.setdefault('default_scope',
                    {'det': 'mmdet', 'seg': 'mmseg'}[task])
     cfg.work_dir = resolve_work_dir(cfg, args.work_dir, args.config)
+    check_work_dir(cfg.work_dir)
     set_launcher(cfg, args.launcher, args.local_rank)
     if args.amp:
         enable_amp(cfg)
@@ -155,8 +162,11 @@ def main(argv=None) -> int:
         loaders.append('val_dataloader')
         evaluators.append('val_evaluator')
     check_data_paths(cfg, loaders, evaluators)
+    check_batch_sizes(cfg, loaders)
     if task == 'det':
         check_detection_data(cfg, loaders)
+    else:
+        check_segmentation_num_classes(cfg, loaders)
     load_from = cfg.get('load_from')
     if load_from and '://' not in load_from and not osp.isfile(load_from):
         raise CLIError(f'load_from checkpoint does not exist: '

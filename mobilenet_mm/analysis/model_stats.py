@@ -98,6 +98,18 @@ def build_model_from_config(cfg):
     return MODELS.build(cfg.model)
 
 
+def check_countable(model) -> None:
+    """MAdds are counted on one tensor forward: single-stage detectors and
+    encoder-decoder segmentors (what the configs here build). Two-stage
+    detectors need image metas (proposals) and are refused by name."""
+    from mmdet.models.detectors import BaseDetector, SingleStageDetector
+    if isinstance(model, BaseDetector) and not isinstance(
+            model, SingleStageDetector):
+        raise ValueError(
+            f'counting supports single-stage detectors (SSD, RetinaNet) '
+            f'and encoder-decoder segmentors, not {type(model).__name__}')
+
+
 def config_input_shape(cfg) -> Tuple[int, int]:
     """(H, W) of the first ``Resize`` in the test pipeline (``scale`` is
     (W, H) in both mmdet and mmseg)."""
@@ -125,6 +137,7 @@ def config_stats(config_path: str,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = build_model_from_config(cfg)
+    check_countable(model)
     height, width = shape or config_input_shape(cfg)
     image = torch.zeros(1, 3, height, width)
     name = os.path.splitext(os.path.basename(config_path))[0]

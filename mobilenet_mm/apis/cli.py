@@ -24,7 +24,9 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int],
             argv: Optional[Sequence[str]] = None) -> int:
     """Run ``main(argv)``; a :class:`~mobilenet_mm.errors.UserError` (bad
     command line, config, data or checkpoint, a non-finite loss) becomes
-    one line on stderr and exit status 1."""
+    one line on stderr and exit status 1, and so does any other error, with
+    a pointer to its full traceback (:mod:`mobilenet_mm.utils.crash_report`;
+    ``MOBILENET_MM_TRACEBACK=1`` re-raises it); Ctrl-C exits with 130."""
     # setuptools < 81 is pinned on purpose (mmengine resolves ``mmdet::``
     # bases with pkg_resources); its deprecation notice on every run would
     # bury the one line that matters.
@@ -33,8 +35,17 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], int],
     prog = osp.basename(sys.argv[0]) or 'mobilenet_mm'
     try:
         return main(argv) or 0
+    except KeyboardInterrupt:
+        print(f'{prog}: interrupted', file=sys.stderr)
+        return 130
     except UserError as e:
         print(f'{prog}: error: {one_line(e)}', file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: B902  (every error ends in one line)
+        from ..utils import crash_report
+        if crash_report.wants_plain_traceback():
+            raise
+        print(crash_report.crash_line(e, prog, one_line(e)), file=sys.stderr)
         return 1
     finally:
         destroy_process_group()

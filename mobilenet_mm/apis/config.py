@@ -38,6 +38,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None):
         raise CLIError(f'cannot load config {path}: {type(e).__name__}: '
                        f'{first}') from None
     if cfg_options:
+        from ..utils.preflight import check_cfg_options
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
 

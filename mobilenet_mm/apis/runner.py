@@ -1,7 +1,7 @@
 """Building the runner for the tools: a checkpoint given on the command
 line is read safely and checked against the model before anything runs."""
 import warnings
-from typing import Optional
+from typing import Callable, Optional
 
 from ..datasets.path_checks import is_remote
 from ..utils.checkpoint import check_state_dict_matches, read_state_dict
@@ -11,9 +11,11 @@ __all__ = ['build_runner']
 
 
 def build_runner(cfg, checkpoint: Optional[str] = None,
-                 what: str = 'checkpoint', check_shapes: bool = True):
+                 what: str = 'checkpoint', check_shapes: bool = True,
+                 check_state: Optional[Callable[[dict], None]] = None):
     """Build the runner from ``cfg``; with ``checkpoint``, first load it
-    safely and, once the model exists, check that it fits.
+    safely (and pass its state dict to ``check_state``) and, once the model
+    exists, check that it fits.
 
     Warnings raised while building are held back and shown only when the
     checks pass, so a refused checkpoint really ends in one line.
@@ -21,6 +23,8 @@ def build_runner(cfg, checkpoint: Optional[str] = None,
     # URLs (http://, open-mmlab://...) are left to mmengine's loaders.
     check = bool(checkpoint) and not is_remote(checkpoint)
     state = read_state_dict(checkpoint, what) if check else None
+    if state is not None and check_state is not None:
+        check_state(state)
     if cfg.get('launcher', 'none') != 'none' and not has_accelerator():
         init_cpu_distributed(cfg)
     from mmengine.registry import RUNNERS

@@ -26,11 +26,13 @@ the file, the id or the config key.
 command-line tools print it as their one-line error.
 """
 import json
+import logging
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 from mmdet.datasets import CocoDataset
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from ..errors import CocoDataError
 from ..registry import DATASETS, HOOKS
@@ -98,12 +100,26 @@ def _check_entries(data: dict, ann_file: str) -> Dict[int, str]:
             raise CocoDataError(
                 f'annotation file {ann_file}: image {img!r} needs an integer '
                 "'id' and a string 'file_name'")
+        if img['id'] in image_ids:
+            # pycocotools keeps the last image of an id and hangs the boxes
+            # of both on it: one image and its boxes silently go wrong.
+            raise CocoDataError(
+                f"annotation file {ann_file}: image id {img['id']} is used "
+                f"twice (second time for {img['file_name']!r}); image ids "
+                'must be unique')
         image_ids.add(img['id'])
+    ann_ids = set()
     for ann in data['annotations']:
         if not isinstance(ann, dict):
             raise CocoDataError(f'annotation file {ann_file}: annotation '
                                 f'{ann!r} is not an object')
         ann_id = ann.get('id', '?')
+        if isinstance(ann.get('id'), (int, str)):
+            if ann_id in ann_ids:  # mmdet asserts unique annotation ids
+                raise CocoDataError(
+                    f'annotation file {ann_file}: annotation id {ann_id} is '
+                    'used twice; annotation ids must be unique')
+            ann_ids.add(ann_id)
         cat_id = ann.get('category_id')
         if cat_id not in categories:
             raise CocoDataError(
@@ -163,10 +179,36 @@ def check_coco_file(ann_file: str,
                 f'annotation file {ann_file}: category id {listed} is not in '
                 f"the config's classes; its annotations would be dropped "
                 '(add the class to metainfo.classes or remove them)')
+    _warn_if_all_crowd(data, ann_file)
     return dict(
         num_images=len(data['images']),
         num_annotations=len(data['annotations']),
         categories=categories)
+
+
+_warned_all_crowd = set()
+
+
+def _warn_if_all_crowd(data: dict, ann_file: str) -> None:
+    """Warn once per file when every annotation is ``iscrowd=1``: mmdet
+    ignores crowd boxes in training (``gt_ignore_flags``) and COCO
+    evaluation, so such a file trains at loss 0 and evaluates to -1."""
+    annotations = data['annotations']
+    crowd = sum(1 for ann in annotations if ann.get('iscrowd'))
+    if not annotations or crowd < len(annotations):
+        return
+    key = osp.realpath(ann_file)
+    if key in _warned_all_crowd:
+        return
+    _warned_all_crowd.add(key)
+    print_log(
+        f'annotation file {ann_file}: all {crowd} annotations (on '
+        f"{len({a.get('image_id') for a in annotations})} of "
+        f"{len(data['images'])} images) have iscrowd=1, which mmdet "
+        'ignores: there is nothing to train on or evaluate (set iscrowd=0 '
+        'for the objects to learn)',
+        logger='current',
+        level=logging.WARNING)
 
 
 def _dataset_classes(dataset: dict) -> Sequence[str]:
@@ -234,9 +276,15 @@ def check_detection_config(cfg,
         check_num_classes(cfg, key)
 
 
-def _image_loads(path: str) -> bool:
-    import cv2
-    return osp.isfile(path) and cv2.imread(path) is not None
+def _image_problem(path: str) -> Optional[str]:
+    """Why the image at ``path`` cannot be used (missing, empty, truncated,
+    undecodable), else None: the checks of ``RobustLoadImageFromFile``."""
+    from .robust_loading import ImageLoadError, RobustLoadImageFromFile
+    try:
+        RobustLoadImageFromFile()._decode(path)
+    except ImageLoadError as e:
+        return str(e)
+    return None
 
 
 @DATASETS.register_module()
@@ -244,27 +292,70 @@ class CocoDetection(CocoDataset):
     """mmdet's ``CocoDataset`` with the checks of this module.
 
     Registered as ``mobilenet_mm.CocoDetection``. On loading it runs
-    :func:`check_coco_file` with its classes; when preparing a sample fails
-    because its image does not exist or does not decode, it raises a
-    :class:`CocoDataError` naming the file instead of mmcv's
-    ``AssertionError``. The check reads the JSON once more than pycocotools
-    does (a few seconds for COCO train2017).
+    :func:`check_coco_file` with its classes. Preparing a sample raises a
+    :class:`CocoDataError` naming the file
+
+    * instead of mmcv's ``AssertionError`` or OpenCV's ``cv2.error`` when its
+      image does not exist, is empty or does not decode;
+    * when the image decodes to another size than the annotation file's
+      ``width`` x ``height``: its boxes would not line up. OpenCV applies a
+      JPEG's EXIF orientation when decoding, so a photo whose EXIF tag
+      rotates it by 90 degrees is refused unless the file's ``width`` and
+      ``height`` are those of the rotated image (what the boxes then
+      assume). A rotation that keeps the size (180 degrees, or any on a
+      square image) cannot be seen from the size and is not caught.
+
+    A data set left with no image after ``filter_cfg`` is refused when it is
+    built. The checks read the JSON once more than pycocotools does (a few
+    seconds for COCO train2017).
     """
 
     def load_data_list(self) -> List[dict]:
         check_coco_file(self.ann_file, self.metainfo['classes'])
         return super().load_data_list()
 
+    def filter_data(self) -> List[dict]:
+        kept = super().filter_data()
+        if self.data_list and not kept:
+            raise CocoDataError(
+                f'annotation file {self.ann_file}: filter_cfg='
+                f'{self.filter_cfg} leaves none of its {len(self.data_list)} '
+                'images (filter_empty_gt drops images without a non-crowd '
+                'box, min_size smaller ones); the data set would be empty')
+        return kept
+
     def prepare_data(self, idx: int):
         try:
-            return super().prepare_data(idx)
-        except (OSError, AssertionError):
+            data = super().prepare_data(idx)
+        except Exception:  # noqa: B902  (OSError, AssertionError, cv2.error)
             path = self.get_data_info(idx)['img_path']
-            if not _image_loads(path):
-                raise CocoDataError(
-                    f'image cannot be loaded: {path} (missing, empty or not '
-                    f'an image; listed in {self.ann_file})') from None
+            problem = _image_problem(path)
+            if problem:
+                raise CocoDataError(f'image cannot be loaded: {problem} '
+                                    f'(listed in {self.ann_file})') from None
             raise
+        if data is not None:
+            self._check_size(idx, data)
+        return data
+
+    def _check_size(self, idx: int, data: dict) -> None:
+        info = self.get_data_info(idx)
+        sample = data.get('data_samples')
+        decoded = getattr(sample, 'ori_shape', None) if sample is not None \
+            else None
+        if decoded is None or 'height' not in info or 'width' not in info:
+            return
+        height, width = decoded[:2]
+        if (height, width) == (info['height'], info['width']):
+            return
+        hint = (' (its EXIF orientation rotates it; the boxes assume the '
+                'stored orientation)' if (width, height) == (
+                    info['height'], info['width']) else '')
+        raise CocoDataError(
+            f"image {info['img_path']} decodes to {width}x{height} but "
+            f"{self.ann_file} gives {info['width']}x{info['height']} "
+            f'(width x height){hint}; its boxes would not line up: fix the '
+            'width/height (and boxes) in the annotation file or the image')
 
 
 @HOOKS.register_module()

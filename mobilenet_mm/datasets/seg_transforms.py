@@ -13,9 +13,15 @@ files then fail far from their cause:
   labels when the sizes happen to agree after resizing;
 * a missing label file: a worker traceback from the file backend.
 
-:class:`LoadSegAnnotations` is that transform with the three cases handled:
-out-of-range ids become ``ignore_index`` (logged once, naming the file), and
-the other two raise :class:`SegLabelError` with one line naming the files.
+Two more are silent: mmseg casts the decoded map to 8 bits (ids >= 256 of a
+16-bit map wrap around: 256 becomes 0) and squeezes it (a 512x1 map becomes
+1-D and is refused).
+
+:class:`LoadSegAnnotations` is that transform with these cases handled:
+out-of-range ids below 256 become ``ignore_index`` (logged once, naming the
+file); a missing file, a size mismatch and ids that do not fit 8 bits raise
+:class:`SegLabelError` with one line naming the files; 16-bit maps with ids
+below 256 and maps one pixel wide are read as they are.
 
 Inference: mmseg's ``MMSegInferencer`` and ``inference_model`` drop only
 transforms named exactly ``LoadAnnotations`` from the test pipeline, and
@@ -29,12 +35,14 @@ sample.
 """
 import os.path as osp
 
+import mmcv
 import numpy as np
+from mmengine import fileio
 from mmengine.logging import print_log
 from mmseg.datasets.transforms import LoadAnnotations
 
-from ..errors import (LabelSizeError, MissingLabelError,  # noqa: F401
-                      SegLabelError)
+from ..errors import (LabelRangeError, LabelSizeError,  # noqa: F401
+                      MissingLabelError, SegLabelError)
 from ..registry import TRANSFORMS
 
 
@@ -69,6 +77,52 @@ class LoadSegAnnotations(LoadAnnotations):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self._warned = False
+
+    def _load_seg_map(self, results: dict) -> None:
+        """What mmseg's ``_load_seg_map`` does (``reduce_zero_label``, then
+        ``label_map``), without its two silent changes: the decoded
+        map is not ``squeeze``d (a 512x1 map stays 2-D) and is not cast to
+        8 bits before its ids are checked (a 16-bit map with an id >= 256
+        would wrap around: 256 becomes 0)."""
+        path = results['seg_map_path']
+        data = fileio.get(path, backend_args=getattr(self, 'backend_args',
+                                                     None))
+        label = mmcv.imfrombytes(
+            data, flag='unchanged', backend=self.imdecode_backend)
+        if label.ndim == 3 and label.shape[2] == 1:
+            label = label[..., 0]
+        if label.dtype != np.uint8:
+            if not np.issubdtype(label.dtype, np.integer):
+                raise LabelRangeError(
+                    f'label map {path} holds {label.dtype} values; label '
+                    'maps hold integer class ids (8 or 16 bits)')
+            wide = (label < 0) | (label > 255)
+            if wide.any():
+                raise LabelRangeError(
+                    f'label map {path} ({label.dtype}) holds id '
+                    f'{int(label[wide].flat[0])}; mmseg labels are 8-bit '
+                    f'(0..255: {self.num_classes} classes, ignore_index '
+                    f'{self.ignore_index}): remap the ids to that range')
+            label = label.astype(np.uint8)
+        # reduce_zero_label, then label_map (mmseg's order), as one
+        # 256-entry lookup table.
+        if self.reduce_zero_label is None:
+            self.reduce_zero_label = results['reduce_zero_label']
+        if self.reduce_zero_label != results['reduce_zero_label']:
+            raise ValueError(
+                f'LoadSegAnnotations: reduce_zero_label is '
+                f'{self.reduce_zero_label} but the data set sets '
+                f"{results['reduce_zero_label']}; set it on the data set")
+        table = np.arange(256, dtype=np.uint8)
+        if self.reduce_zero_label:  # 0 -> 255 (ignored), k -> k - 1
+            table = np.where((table == 0) | (table == 255), 255,
+                             table - 1).astype(np.uint8)
+        mapping = np.arange(256, dtype=np.uint8)
+        for old_id, new_id in (results.get('label_map') or {}).items():
+            if 0 <= old_id < 256:
+                mapping[old_id] = new_id
+        results['gt_seg_map'] = mapping[table][label]
+        results['seg_fields'].append('gt_seg_map')
 
     def transform(self, results: dict) -> dict:
         image = results.get('img_path', '?')

@@ -37,6 +37,14 @@ import torch.nn as nn
 MIN_OPSET = 17
 
 
+def max_opset() -> int:
+    """The newest opset torch's TorchScript exporter (``dynamo=False``,
+    what :func:`export_onnx` uses) writes."""
+    from torch.onnx import _constants
+    return int(getattr(_constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET',
+                       getattr(_constants, 'ONNX_MAX_OPSET', MIN_OPSET)))
+
+
 # -- building ------------------------------------------------------------
 def model_task(model: nn.Module) -> str:
     """``'det'`` or ``'seg'`` for an mmdet detector or mmseg segmentor."""
@@ -180,7 +188,12 @@ class DetectorExport(nn.Module):
     def __init__(self, model: nn.Module, shape: Tuple[int, int],
                  with_nms: bool = False):
         super().__init__()
+        from mmdet.models.detectors import SingleStageDetector
         from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+        if not isinstance(model, SingleStageDetector):
+            raise ValueError(
+                f'ONNX export supports single-stage detectors (SSD, '
+                f'RetinaNet: one bbox_head), not {type(model).__name__}')
         head = model.bbox_head
         if not isinstance(head.bbox_coder, DeltaXYWHBBoxCoder):
             raise ValueError(
@@ -245,6 +258,15 @@ class DetectorExport(nn.Module):
                 scores[batch_index, box_index, labels], labels, batch_index)
 
 
+def model_name(wrapper: nn.Module) -> str:
+    """The class names of the wrapped model and its heads, for messages."""
+    model = getattr(wrapper, 'model', None) or getattr(wrapper, 'backbone')
+    heads = [type(getattr(model, key)).__name__
+             for key in ('decode_head', 'bbox_head')
+             if getattr(model, key, None) is not None]
+    return type(model).__name__ + (f" ({', '.join(heads)})" if heads else '')
+
+
 def output_names(wrapper: nn.Module, num_outputs: int) -> List[str]:
     if isinstance(wrapper, DetectorExport):
         return (['det_boxes', 'det_scores', 'det_labels', 'det_batch']
@@ -297,9 +319,11 @@ def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
     # recursively: a wrapper left in train mode would put the BNs of the
     # model it wraps in train mode too.
     wrapper.eval()
-    if opset < MIN_OPSET:
+    if not MIN_OPSET <= opset <= max_opset():
         raise ValueError(f'opset must be >= {MIN_OPSET} (the opsets the '
-                         f'parity tests cover), got {opset}')
+                         f'parity tests cover) and <= {max_opset()} (the '
+                         f'newest torch {torch.__version__} exports), got '
+                         f'{opset}')
     example = torch.rand(batch, 3, *shape) * 255
     if isinstance(wrapper, BackboneExport):
         count = len(wrapper.backbone.out_indices)
@@ -322,10 +346,20 @@ def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
         # The legacy exporter's deprecation notice and tracer warnings about
         # Python values (fixed H x W) say nothing about this graph.
         warnings.simplefilter('ignore')
-        torch.onnx.export(wrapper, (example, ), buffer, dynamo=False,
-                          opset_version=opset, input_names=['image'],
-                          output_names=names, dynamic_axes=dynamic,
-                          do_constant_folding=True)
+        try:
+            torch.onnx.export(wrapper, (example, ), buffer, dynamo=False,
+                              opset_version=opset, input_names=['image'],
+                              output_names=names, dynamic_axes=dynamic,
+                              do_constant_folding=True)
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError) as e:
+            # An operator torch cannot export (e.g. PSPHead's adaptive
+            # pooling to sizes that do not divide the input); its message
+            # carries the whole graph after the first line.
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+            first = first.split(' Please feel free')[0].split(' [Caused')[0]
+            raise ValueError(
+                f'torch cannot export {model_name(wrapper)} to ONNX '
+                f'(opset {opset}): {first[:300]}') from None
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(proto)
     for key, value in (metadata or {}).items():

@@ -16,15 +16,20 @@ function is replaced:
   the ``'local'`` backend (prefix ``''``) with ``register_backend(...,
   force=True)``; every local write through mmengine's file I/O becomes
   atomic, checkpoints included.
-* Writing ``last_checkpoint``: mmengine's ``CheckpointHook`` writes it with
-  a plain ``open(osp.join(runner.work_dir, 'last_checkpoint'), 'w')``,
-  outside the backend. :class:`AtomicCheckpointHook` (a ``CheckpointHook``;
-  ``tools/train.py`` uses it in place of the plain one) lets the parent
-  write that file into a staging directory, then publishes it atomically.
+* Writing ``last_checkpoint`` and removing old checkpoints: mmengine's
+  ``CheckpointHook`` writes ``last_checkpoint`` with a plain ``open(...,
+  'w')``, outside the backend, and removes the checkpoint beyond
+  ``max_keep_ckpts`` (and the previous best one) before it writes the new
+  one. :class:`AtomicCheckpointHook` (a ``CheckpointHook``;
+  ``tools/train.py`` uses it in place of the plain one) writes the new
+  file, then publishes ``last_checkpoint`` atomically, then removes.
 """
+import contextlib
 import os
 import os.path as osp
+import re
 import shutil
+from typing import List, Optional, Tuple
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
@@ -32,7 +37,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..registry import HOOKS
-from ..utils.checkpoint import atomic_write, safe_torch_load
+from ..utils.checkpoint import (CheckpointSaveError, atomic_write,
+                                safe_torch_load)
 
 
 def load_from_local_safe(filename: str, map_location=None):
@@ -67,37 +73,152 @@ class _WorkDirView:
         return getattr(self._runner, name)
 
 
+class _DeferredRemovals:
+    """A file backend whose ``remove``/``rmtree`` are noted, not done.
+
+    mmengine's ``CheckpointHook`` removes the checkpoint beyond
+    ``max_keep_ckpts`` (and the previous best one) *before* it writes the new
+    file; with ``max_keep_ckpts=1`` a failed or killed write then leaves no
+    checkpoint at all. While the parent saves, its ``file_backend`` is this
+    wrapper; the noted removals run once the new file is in place.
+    """
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.pending: List[Tuple[str, str]] = []
+
+    def remove(self, filepath) -> None:
+        self.pending.append(('remove', str(filepath)))
+
+    def rmtree(self, dir_path) -> None:
+        self.pending.append(('rmtree', str(dir_path)))
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` whose ``last_checkpoint`` file is written
-    atomically (checkpoint files already are, via
-    :class:`AtomicLocalBackend`).
+    """``CheckpointHook`` that never leaves the work dir without a complete
+    checkpoint: write first, then point ``last_checkpoint`` at it, then
+    delete what is outdated.
 
-    The parent writes ``last_checkpoint`` into ``runner.work_dir`` with a
-    plain ``open(..., 'w')``: a kill right after it truncated the file
-    would leave resume an empty path. Here the parent's save runs against a
-    view of the runner whose ``work_dir`` is a staging directory inside the
-    real one (same file system); the staged file is then moved into place
-    with :func:`~mobilenet_mm.utils.atomic_write`. Everything else the
-    parent does (checkpoint saving, ``max_keep_ckpts``, best checkpoints)
-    is unchanged. Use it as ``default_hooks.checkpoint.type =
+    For interval checkpoints and ``save_best`` alike, at every moment at
+    least one complete checkpoint exists and ``last_checkpoint`` names a
+    complete one:
+
+    1. the new file is written atomically (temporary file, fsync, rename:
+       :class:`AtomicLocalBackend`);
+    2. ``last_checkpoint`` is replaced atomically: the parent writes it into
+       a staging directory inside ``runner.work_dir`` (a view of the runner
+       whose ``work_dir`` is that directory), the staged file is then moved
+       into place with :func:`~mobilenet_mm.utils.atomic_write`;
+    3. only then are the files beyond ``max_keep_ckpts`` and the previous
+       best checkpoint removed (the parent's removals are held back by
+       :class:`_DeferredRemovals`).
+
+    A save that fails (disk full, file-size limit) raises
+    :class:`~mobilenet_mm.utils.CheckpointSaveError` naming the file and
+    the checkpoint that is kept; a process killed during a save keeps the
+    previous checkpoint and, at worst, one outdated file more than
+    ``max_keep_ckpts`` (and a hidden ``.*.tmp`` file, removed at the next
+    start). Before training, a ``last_checkpoint`` that is a directory is
+    refused (the first save would fail on it).
+
+    Use it as ``default_hooks.checkpoint.type =
     'mobilenet_mm.AtomicCheckpointHook'`` with CheckpointHook's arguments.
     """
 
     STAGING_DIR = '.last_checkpoint_staging'
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred: Optional[_DeferredRemovals] = None
+
+    def before_train(self, runner) -> None:
+        marker = osp.join(runner.work_dir, 'last_checkpoint')
+        if osp.isdir(marker):
+            raise CheckpointSaveError(
+                f'{marker} is a directory; mmengine writes the name of the '
+                'latest checkpoint to that path: move the directory away')
+        super().before_train(runner)
+        if is_main_process():
+            self._remove_stale_temporaries(runner)
+
+    def _remove_stale_temporaries(self, runner) -> None:
+        """Hidden ``.<checkpoint>.*.tmp`` files of a save that was killed
+        (:func:`~mobilenet_mm.utils.atomic_write` names them so)."""
+        out_dir = str(self.out_dir)
+        if '://' in out_dir or not osp.isdir(out_dir):
+            return
+        for name in sorted(os.listdir(out_dir)):
+            if _STALE_TEMPORARY.match(name):
+                os.remove(osp.join(out_dir, name))
+                runner.logger.info(
+                    f'removed {name} in {out_dir}, left by a checkpoint '
+                    'save that did not finish')
+
+    def _best_paths(self) -> List[str]:
+        paths = [getattr(self, 'best_ckpt_path', None)]
+        paths += list((getattr(self, 'best_ckpt_path_dict', None)
+                       or {}).values())
+        return [p for p in paths if p]
+
+    @contextlib.contextmanager
+    def _removals_after_save(self, what: str, kept: List[str]):
+        """Hold back the parent's removals until the body has saved; a
+        failed save removes nothing and names ``kept``, the checkpoints
+        that were current before it."""
+        if self._deferred is not None:  # nested: the outer call removes
+            yield
+            return
+        backend = self.file_backend
+        self._deferred = deferred = _DeferredRemovals(backend)
+        self.file_backend = deferred
+        try:
+            yield
+        except OSError as e:
+            kept = [p for p in kept if p]
+            raise CheckpointSaveError(
+                f'saving the {what} to {self.out_dir} failed '
+                f'({type(e).__name__}: {e}); nothing was removed' +
+                (f', {" and ".join(kept)} {"is" if len(kept) == 1 else "are"}'
+                 ' kept' if kept else ' (no earlier checkpoint)')) from e
+        finally:
+            self.file_backend = backend
+            self._deferred = None
+        in_use = {self.last_ckpt, *self._best_paths()}
+        for action, path in deferred.pending:
+            if path not in in_use:
+                getattr(backend, action)(path)
+
     def _save_checkpoint_with_step(self, runner, step, meta):
-        staging = osp.join(runner.work_dir, self.STAGING_DIR)
-        if is_main_process():  # only the main process writes the file
-            os.makedirs(staging, exist_ok=True)
-        super()._save_checkpoint_with_step(
-            _WorkDirView(runner, staging), step, meta)
-        staged = osp.join(staging, 'last_checkpoint')
-        if is_main_process() and osp.isfile(staged):
-            with open(staged) as f:
-                text = f.read()
-            atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), text)
-            shutil.rmtree(staging, ignore_errors=True)
+        # After a resume only the message hub knows the current checkpoint.
+        current = self.last_ckpt or runner.message_hub.get_info('last_ckpt')
+        with self._removals_after_save(
+                f'checkpoint {self.filename_tmpl.format(step)}', [current]):
+            staging = osp.join(runner.work_dir, self.STAGING_DIR)
+            if is_main_process():  # only the main process writes the file
+                os.makedirs(staging, exist_ok=True)
+            super()._save_checkpoint_with_step(
+                _WorkDirView(runner, staging), step, meta)
+            staged = osp.join(staging, 'last_checkpoint')
+            if is_main_process() and osp.isfile(staged):
+                with open(staged) as f:
+                    text = f.read()
+                atomic_write(osp.join(runner.work_dir, 'last_checkpoint'),
+                             text)
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        current = self.last_ckpt or runner.message_hub.get_info('last_ckpt')
+        with self._removals_after_save('best checkpoint',
+                                       self._best_paths() or [current]):
+            super()._save_best_checkpoint(runner, metrics)
+
+
+# atomic_write's temporaries of checkpoint files: '.iter_4.pth.k3j2.tmp'.
+_STALE_TEMPORARY = re.compile(r'^\.[^/]+\.pth\.[^.]+\.tmp$')
 
 
 _installed = False

@@ -180,6 +180,7 @@ def load_pretrained(model: nn.Module, checkpoint_path: str,
     """
     from mmengine.logging import print_log
 
+    from ..errors import CheckpointMismatchError
     from ..utils.checkpoint import load_state_dict_file
     state = load_state_dict_file(checkpoint_path)
     if prefix:
@@ -190,11 +191,27 @@ def load_pretrained(model: nn.Module, checkpoint_path: str,
         if not state:
             raise ValueError(f'no key starts with prefix "{prefix}" in '
                              f'{checkpoint_path}')
+    where = f'{checkpoint_path} (Pretrained init of {type(model).__name__})'
     if not is_own_state_dict(state, model):
-        state, dropped = convert_reference_state_dict(state, model)
+        try:
+            state, dropped = convert_reference_state_dict(state, model)
+        except ValueError as e:
+            raise CheckpointMismatchError(f'{where}: {e}') from None
         if dropped:
             print_log(f'{checkpoint_path}: dropped classifier keys: '
                       f'{", ".join(dropped)}', logger=logger)
+    # torch would list every mismatch in one RuntimeError (hundreds of
+    # lines for another architecture's checkpoint); name the first.
+    own = model.state_dict()
+    wrong = [k for k, v in state.items()
+             if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise CheckpointMismatchError(
+            f'{where}: checkpoint does not fit this architecture: '
+            f'{len(wrong)} tensors have other shapes (first: {wrong[0]} '
+            f'{tuple(state[wrong[0]].shape)} in the file, '
+            f'{tuple(own[wrong[0]].shape)} in the model); check arch / '
+            'widen_factor')
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys:
         print_log(f'{checkpoint_path}: missing keys: '

@@ -51,17 +51,19 @@ import re
 import tempfile
 import zipfile
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from ..errors import CheckpointLoadError, CLIError, UnsafeCheckpointError
+from ..errors import (CheckpointLoadError, CheckpointMismatchError,
+                      CheckpointSaveError, CLIError, UnsafeCheckpointError)
 
 __all__ = [
-    'CheckpointLoadError', 'UnsafeCheckpointError', 'checkpoint_safe_globals',
-    'safe_torch_load', 'load_checkpoint_file', 'unwrap_state_dict',
-    'load_state_dict_file', 'read_state_dict', 'check_state_dict_matches',
-    'atomic_write', 'is_complete_checkpoint', 'find_resume_checkpoint'
+    'CheckpointLoadError', 'CheckpointMismatchError', 'CheckpointSaveError',
+    'UnsafeCheckpointError', 'checkpoint_safe_globals', 'safe_torch_load',
+    'load_checkpoint_file', 'unwrap_state_dict', 'load_state_dict_file',
+    'read_state_dict', 'check_state_dict_matches', 'atomic_write',
+    'is_complete_checkpoint', 'find_resume_checkpoint', 'read_last_checkpoint'
 ]
 
 
@@ -114,19 +116,42 @@ def checkpoint_safe_globals() -> List[Union[Any, Tuple[Any, str]]]:
     return _SAFE_GLOBALS
 
 
-def _disallowed_global(message: str) -> str:
-    """Pull the refused global out of torch's (long) error message."""
-    patterns = (r'GLOBAL ([\w.]+) was not an allowed global',
-                r'unsupported GLOBAL ([\w.]+)',
-                r'unsupported global: (getattr\([^)]*\))',
-                r'unrecognized function (\S+)',
-                r'but got (<class [^>]+>)')
-    for pattern in patterns:
+_GLOBAL_REFUSALS = (r'GLOBAL ([\w.]+) was not an allowed global',
+                    r'unsupported GLOBAL ([\w.]+)',
+                    r'unsupported global: (getattr\([^)]*\))',
+                    r'unrecognized function (\S+)',
+                    r'but got (<class [^>]+>)')
+
+
+def _disallowed_global(message: str) -> Optional[str]:
+    """Pull the refused global out of torch's (long) error message; None
+    when torch refused something else (data that is no pickle at all)."""
+    for pattern in _GLOBAL_REFUSALS:
         found = re.search(pattern, message, flags=re.IGNORECASE)
         if found:
             return f'the global {found.group(1)}'
-    first = message.strip().splitlines()[0] if message.strip() else ''
-    return f'something torch refused ({first})'
+    return None
+
+
+def _unpickler_detail(message: str) -> str:
+    """torch's own reason (after "WeightsUnpickler error:"), without the
+    advice around it: re-running with ``weights_only=False`` "will likely
+    succeed" is wrong advice for a file that is no pickle, and dangerous
+    for one that is not trusted."""
+    found = re.search(r'WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)',
+                      message, flags=re.DOTALL)
+    detail = found.group(1) if found else 'no torch pickle data'
+    return ' '.join(detail.split())[:200]
+
+
+def _is_safetensors(path: str) -> bool:
+    """A safetensors file: an 8-byte little-endian header size, then a JSON
+    header (its ``{``) that fits in the file."""
+    with open(path, 'rb') as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] != b'{':
+        return False
+    return int.from_bytes(head[:8], 'little') < osp.getsize(path)
 
 
 def _safe_globals_context():
@@ -149,17 +174,31 @@ def safe_torch_load(path: str, map_location=None) -> Any:
     path = os.fspath(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if _is_safetensors(path):
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {path}: it is a safetensors file, not a '
+            'torch checkpoint; give it the .safetensors extension (tools/'
+            'convert_weights.py reads it and writes a .pth)')
     try:
         with _safe_globals_context():
             return torch.load(path, map_location=map_location,
                               weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(path, _disallowed_global(str(e))) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        refused = _disallowed_global(str(e))
+        if refused is not None:
+            raise UnsafeCheckpointError(path, refused) from None
+        raise CheckpointLoadError(
+            f'cannot read checkpoint {path}: corrupted or not a torch '
+            f'checkpoint ({_unpickler_detail(str(e))}); nothing from the '
+            'file was run') from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError,
+            ValueError) as e:
+        # Torch's errors for data that is no checkpoint: KeyError for stray
+        # bytes read as a legacy pickle, RuntimeError for a cut zip, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise CheckpointLoadError(
             f'cannot read checkpoint {path}: truncated or not a torch '
-            f'checkpoint ({type(e).__name__}: {first})') from None
+            f'checkpoint ({type(e).__name__}: {first[:200]})') from None
 
 
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
@@ -316,7 +355,7 @@ def is_complete_checkpoint(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, ValueError, zipfile.BadZipFile):  # ValueError: NUL
         return False
     return any(name.endswith('data.pkl') for name in names)
 
@@ -324,24 +363,76 @@ def is_complete_checkpoint(path: str) -> bool:
 _CKPT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
 
 
-def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+def read_last_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
+    """The path ``work_dir/last_checkpoint`` names, and why there is none.
+
+    Returns ``(path, '')``, ``(None, '')`` when there is no such file, or
+    ``(None, reason)`` when it is empty, a directory or holds no path (NUL
+    bytes or binary garbage: what a power cut leaves behind a writer that
+    is not atomic).
+    """
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if osp.isdir(marker):
+        return None, f'{marker} is a directory'
+    if not osp.isfile(marker):
+        return None, ''
+    with open(marker, 'rb') as f:
+        raw = f.read(4097)
+    try:
+        named = raw.decode('utf-8').strip()
+    except UnicodeDecodeError:
+        named = None
+    if named is None or len(raw) > 4096 or not named.isprintable():
+        size = 'over 4096' if len(raw) > 4096 else str(len(raw))
+        return None, (f'{marker} holds no path ({size} bytes of binary '
+                      'data, e.g. left by a power cut)')
+    if not named:
+        return None, f'{marker} is empty'
+    return named, ''
+
+
+def find_resume_checkpoint(
+        work_dir: str,
+        report: Optional[Callable[[str], None]] = None) -> Optional[str]:
     """The checkpoint an automatic resume should use, or None.
 
     mmengine's own ``find_latest_checkpoint`` trusts ``last_checkpoint``
-    blindly; a file that is empty, names a missing or truncated checkpoint
-    (e.g. written by an older, non-atomic run) would make resume fail.
-    Here the file named by ``last_checkpoint`` is used when it is complete,
-    else the newest complete ``iter_N.pth``/``epoch_N.pth`` in ``work_dir``.
+    blindly; a file that is empty, holds binary garbage, names a missing or
+    truncated checkpoint (e.g. written by an older, non-atomic run) would
+    make resume fail. Here the file named by ``last_checkpoint`` is used when
+    it is complete, else the newest complete ``iter_N.pth``/``epoch_N.pth``
+    in ``work_dir``.
+
+    A work dir copied elsewhere still names the original directory's
+    checkpoint (mmengine writes the path it saved to): when the work dir
+    holds a complete file of the same name, that one is used. ``report``
+    (e.g. ``print``) gets one line for each of these decisions: an unusable
+    ``last_checkpoint``, a checkpoint taken from the work dir instead of the
+    named one, or a named checkpoint outside the work dir.
     """
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            named = f.read().strip()
-        if named:
-            if not osp.isabs(named) and not osp.exists(named):
-                named = osp.join(work_dir, osp.basename(named))
-            if is_complete_checkpoint(named):
+    report = report or (lambda message: None)
+    named, problem = read_last_checkpoint(work_dir)
+    if named is not None:
+        if not osp.isabs(named) and not osp.exists(named):
+            named = osp.join(work_dir, osp.basename(named))
+        named_dir = osp.dirname(osp.realpath(named))
+        here = osp.join(work_dir, osp.basename(named))
+        named_is_complete = is_complete_checkpoint(named)
+        if named_dir != osp.realpath(work_dir):
+            if is_complete_checkpoint(here):
+                report(f'last_checkpoint names {named}, outside the work dir'
+                       f' {work_dir} (a copied work dir?); using the copy in'
+                       f' the work dir, {here}')
+                return here
+            if named_is_complete:
+                report(f'using {named}: last_checkpoint names this '
+                       f'checkpoint in {osp.dirname(named) or "."}, not in '
+                       f'the work dir {work_dir}')
                 return named
+        if named_is_complete:
+            return named
+        problem = (f'last_checkpoint names {named}, which is missing or '
+                   'incomplete')
     if not osp.isdir(work_dir):
         return None
     found = []
@@ -352,5 +443,8 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     for _, name in sorted(found, reverse=True):
         path = osp.join(work_dir, name)
         if is_complete_checkpoint(path):
+            if problem:
+                report(f'{problem}; using the newest complete checkpoint '
+                       f'in the work dir, {path}')
             return path
     return None

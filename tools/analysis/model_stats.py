@@ -9,6 +9,8 @@
 import argparse
 import sys
 
+MIN_SIZE = 32
+
 
 def parse_args():
     from mmengine.config import DictAction
@@ -32,10 +34,19 @@ def parse_args():
     args = parser.parse_args()
     if sum(bool(x) for x in (args.config, args.arch, args.all_archs)) != 1:
         parser.error('give exactly one of CONFIG, --arch, --all-archs')
+    # The networks downsample 32 times: smaller inputs fail deep inside.
+    if args.resolution is not None and args.resolution < MIN_SIZE:
+        parser.error(f'--resolution must be >= {MIN_SIZE}, got '
+                     f'{args.resolution}')
+    if args.shape and min(args.shape) < MIN_SIZE:
+        parser.error(f'--shape H W must both be >= {MIN_SIZE}, got '
+                     f'{args.shape[0]} {args.shape[1]}')
+    if not args.widen_factor > 0:
+        parser.error(f'--widen-factor must be > 0, got {args.widen_factor}')
     return args
 
 
-def main():
+def main(argv=None):
     args = parse_args()
     from mobilenet_mm.analysis import model_stats as ms
     try:
@@ -72,4 +83,5 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    from mobilenet_mm.apis import run_cli
+    sys.exit(run_cli(main))

@@ -44,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='ONNX file (default: '
                         'work_dirs/onnx/<config>[-backbone][-nms].onnx)')
     parser.add_argument('--opset', type=int, default=17,
-                        help='ONNX opset, >= 17 (default 17)')
+                        help='ONNX opset, 17 to the newest torch exports '
+                        '(default 17)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size (default: the test pipeline\'s '
                         'Resize scale)')
@@ -76,8 +77,11 @@ def main(argv=None) -> int:
     check_file(args.config, 'config file')
     if args.checkpoint:
         check_file(args.checkpoint, 'checkpoint file')
-    if args.opset < 17:
-        raise CLIError(f'--opset must be 17 or newer, got {args.opset}')
+    from mobilenet_mm.deploy.onnx_export import MIN_OPSET, max_opset
+    if not MIN_OPSET <= args.opset <= max_opset():
+        raise CLIError(f'--opset must be {MIN_OPSET} or newer and at most '
+                       f'{max_opset()} (the newest this torch exports), got '
+                       f'{args.opset}')
     if args.shape and min(args.shape) < 32:
         raise CLIError(f'--shape must be at least 32 x 32, got {args.shape}')
     if args.verify_batch < 1:
@@ -137,13 +141,18 @@ def main(argv=None) -> int:
     out = args.out or default_out(args.config, args.backbone_only,
                                   args.with_nms)
     start = time.perf_counter()
-    names = export_onnx(wrapper, shape, out, opset=args.opset, metadata=dict(
-        config=osp.basename(args.config),
-        checkpoint=osp.basename(args.checkpoint or '') or 'random weights',
-        input='image: float32 (B, 3, H, W), pixels 0-255 in the pipeline '
-        'channel order; normalisation inside',
-        input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)),
-        dynamic_hw=args.dynamic_shape)
+    try:
+        names = export_onnx(
+            wrapper, shape, out, opset=args.opset, metadata=dict(
+                config=osp.basename(args.config),
+                checkpoint=osp.basename(args.checkpoint or '') or
+                'random weights',
+                input='image: float32 (B, 3, H, W), pixels 0-255 in the '
+                'pipeline channel order; normalisation inside',
+                input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)),
+            dynamic_hw=args.dynamic_shape)
+    except ValueError as e:
+        raise CLIError(f'{args.config}: {e}') from None
     size_mb = os.path.getsize(out) / 2**20
     axes = 'batch, height and width' if args.dynamic_shape else 'batch'
     print(f'wrote {out} ({size_mb:.1f} MiB, opset {args.opset}, input '

@@ -19,6 +19,9 @@ from .specs import ArchSpec
 NUM_STAGES = 5
 OUTPUT_TYPES = ('output', 'expansion', 'depthwise')
 CHANNELS_LAST_MODES = (False, True, 'cpu')
+# The papers and timm go up to 1.4-2.0; far beyond is a typo (1e9 would try
+# to allocate petabytes), NaN/inf fail later in ceil().
+MAX_WIDEN_FACTOR = 4.0
 
 
 class MobileNet(BaseModule):
@@ -104,13 +107,20 @@ class MobileNet(BaseModule):
         super().__init__(init_cfg=init_cfg)
         arch = self.default_arch if arch is None else arch
         name = type(self).__name__
+        if isinstance(init_cfg, dict) and init_cfg.get(
+                'type') == 'Pretrained' and not init_cfg.get('checkpoint'):
+            raise ValueError(f"{name}: init_cfg=dict(type='Pretrained') "
+                             'needs checkpoint=PATH (a .pth or .safetensors '
+                             'file)')
         if arch not in self.arch_settings:
             raise ValueError(f'{name}: unknown arch {arch!r}; allowed: '
                              f'{sorted(self.arch_settings)}')
         if isinstance(widen_factor, bool) or not isinstance(
-                widen_factor, (int, float)) or widen_factor <= 0:
+                widen_factor, (int, float)) or not (
+                    0 < widen_factor <= MAX_WIDEN_FACTOR):
             raise ValueError(f'{name}: widen_factor must be a positive '
-                             f'number, got {widen_factor!r}')
+                             f'number, at most {MAX_WIDEN_FACTOR}, got '
+                             f'{widen_factor!r}')
         if output_stride not in (8, 16, 32):
             raise ValueError(f'{name}: output_stride must be 8, 16 or 32, '
                              f'got {output_stride!r}')
@@ -124,7 +134,8 @@ class MobileNet(BaseModule):
         if not isinstance(channels_last_outputs, bool):
             raise ValueError(f'{name}: channels_last_outputs must be True or '
                              f'False, got {channels_last_outputs!r}')
-        if not 0 <= drop_path_rate < 1:
+        if isinstance(drop_path_rate, bool) or not isinstance(
+                drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
             raise ValueError(f'{name}: drop_path_rate must be in [0, 1), '
                              f'got {drop_path_rate!r}')
         self.arch = arch
