@@ -69,9 +69,12 @@ def _user_error_types() -> tuple:
     annotation file) and a non-finite loss. Imported here, when an error
     is being handled, so that the tools start without them."""
     from mobilenet_mm.datasets.seg_transforms import SegLabelError
+    from mobilenet_mm.deploy.ort_model import OnnxExportError
+    from mobilenet_mm.deploy.quantize import CalibrationDataError
     from mobilenet_mm.engine.nan_guard import NonFiniteLossError
     from mobilenet_mm.utils.checkpoint import CheckpointLoadError
-    return (CLIError, CheckpointLoadError, NonFiniteLossError, SegLabelError)
+    return (CLIError, CheckpointLoadError, NonFiniteLossError, SegLabelError,
+            OnnxExportError, CalibrationDataError)
 
 
 _WORKER_PREFIX = re.compile(r'^[\w.]+: ')
