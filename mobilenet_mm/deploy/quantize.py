@@ -56,6 +56,7 @@ CALIB_LOADERS = ('val', 'train', 'test')
 GROUPS = ('@decode', '@predictors')
 DEFAULT_KEEP_FLOAT = ('@decode', )
 DEFAULT_NUM_IMAGES = 100
+ACTIVATION_TYPES = ('int8', 'uint8')
 
 
 class CalibrationDataError(ValueError):
@@ -137,7 +138,13 @@ def calibration_batches(cfg, data_preprocessor, num_images: int,
             f'calibration needs at least 1 image, got {num_images}')
     dataset_cfg = calibration_dataset_cfg(cfg, loader, config)
     with DefaultScope.overwrite_default_scope(scope):
-        dataset = DATASETS.build(dataset_cfg)
+        try:
+            dataset = DATASETS.build(dataset_cfg)
+        except ValueError as e:
+            # mmengine's BaseDataset cannot pack an empty data list.
+            if 'at least one array' not in str(e):
+                raise
+            dataset = ()
     if len(dataset) == 0:
         raise CalibrationDataError(
             f'the {loader}_dataloader data set of {config} has no images; '
@@ -319,19 +326,25 @@ def quantize_export(float_path: str, out_path: str,
                     per_channel: bool = True,
                     keep_float: Sequence[str] = DEFAULT_KEEP_FLOAT,
                     calibration_cache: Optional[str] = None,
-                    metadata: Optional[Dict[str, str]] = None
-                    ) -> QuantizeResult:
+                    metadata: Optional[Dict[str, str]] = None,
+                    activations: str = 'int8') -> QuantizeResult:
     """Pre-process and quantize ``float_path`` into ``out_path`` (written
     whole or not at all: a temporary file in its folder, then renamed).
 
     ``calibration_cache``: onnxruntime's JSON of the tensor ranges; when the
     file exists calibration is skipped (the ranges do not depend on what is
     kept in float, so one calibration serves every ``keep_float``).
+    ``activations``: ``'int8'`` (S8S8, the default) or ``'uint8'`` (U8S8,
+    which onnxruntime's x86 kernels fuse more widely; see the module
+    docstring).
     """
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
                                           QuantType, quant_pre_process,
                                           quantize_static)
+    if activations not in ACTIVATION_TYPES:
+        raise ValueError(f'activation type {activations!r}; allowed: '
+                         f'{", ".join(ACTIVATION_TYPES)}')
     if method not in CALIB_METHODS:
         raise ValueError(f'calibration method {method!r}; allowed: '
                          f'{", ".join(CALIB_METHODS)}')
@@ -356,14 +369,15 @@ def quantize_export(float_path: str, out_path: str,
         try:
             quantize_static(
                 prepared, partial, reader, quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
+                activation_type=(QuantType.QInt8 if activations == 'int8'
+                                 else QuantType.QUInt8),
                 weight_type=QuantType.QInt8, per_channel=per_channel,
                 calibrate_method=calibrate, op_types_to_quantize=op_types,
                 nodes_to_exclude=kept.nodes,
                 calibration_cache_path=calibration_cache)
             _write_metadata(partial, dict(
                 metadata or {}, quantization=(
-                    f'INT8 QDQ S8S8, {"per-channel" if per_channel else "per-tensor"}'
+                    f'INT8 QDQ {"S8S8" if activations == "int8" else "U8S8"}, {"per-channel" if per_channel else "per-tensor"}'
                     f' weights, {method} calibration on '
                     f'{reader.images} images'),
                 float_kept=kept.describe()))

@@ -591,7 +591,8 @@ def int8_suite(args, report):
     isa = vector_isa()
     note = (f'{isa}. Random weights; INT8 = quantize_onnx.py\'s default '
             f'(QDQ S8S8, per-channel weights, {" ".join(DEFAULT_KEEP_FLOAT)} '
-            f'in float), calibrated on {args.int8_calib_images} random '
+            f'in float) and the same with --activations uint8 (U8S8), '
+            f'calibrated on {args.int8_calib_images} random '
             'images. "graph": the exported graph alone (pre-processing to '
             'raw boxes and scores, or logits). Against torchvision eager: '
             'detectors end to end (our graph + mmdet\'s post-processing '
@@ -617,18 +618,26 @@ def int8_suite(args, report):
                                  generator=torch.Generator().manual_seed(i))
                       * 255).numpy() for i in range(args.int8_calib_images)]
             quantize_export(paths[0], paths[1], BatchReader(calib, shape))
+            # U8S8 beside the S8S8 default: onnxruntime's x86 kernels fuse
+            # unsigned activations into QLinearConv more widely.
+            paths.append(osp.join(tmp, f'{name}-u8s8.onnx'))
+            quantize_export(paths[0], paths[2], BatchReader(calib, shape),
+                            activations='uint8')
             sessions = [ort_session(p, threads=args.threads) for p in paths]
             image = random_images(1, *shape)[0]
             feed = {'image': image[None].float().numpy()}
-            float_run, int8_run = (
+            float_run, int8_run, u8_run = (
                 functools.partial(s.run, None, feed) for s in sessions)
             label = f'{name}, {shape[0]}x{shape[1]}'
-            result = paired_benchmark(
-                f'{label}: INT8 vs float onnxruntime (graph)', int8_run,
-                float_run, repeats=args.heavy_repeats if seg else
-                args.repeats, warmup=min(args.warmup, 2), target=INT8_TARGET)
-            report.add(lines, result.row())
-            results.append(result)
+            for kind, run in (('INT8 S8S8', int8_run),
+                              ('INT8 U8S8', u8_run)):
+                result = paired_benchmark(
+                    f'{label}: {kind} vs float onnxruntime (graph)', run,
+                    float_run, repeats=args.heavy_repeats if seg else
+                    args.repeats, warmup=min(args.warmup, 2),
+                    target=INT8_TARGET)
+                report.add(lines, result.row())
+                results.append(result)
             peer_input = image.float().div(255)
             if seg:
                 peer = getattr(torchvision.models.segmentation,
@@ -636,7 +645,8 @@ def int8_suite(args, report):
                     weights=None, weights_backbone=None,
                     num_classes=model.decode_head.out_channels).eval()
                 peer_input = peer_input[None]
-                ours = {'INT8': int8_run, 'float': float_run}
+                ours = {'INT8 S8S8': int8_run, 'INT8 U8S8': u8_run,
+                        'float': float_run}
             else:
                 peer = tv_det
                 peer_input = [peer_input]
@@ -649,7 +659,8 @@ def int8_suite(args, report):
                         return detections_from_raw(head, boxes, scores,
                                                    levels)
                     return fn
-                ours = {'INT8': end_to_end(int8_run),
+                ours = {'INT8 S8S8': end_to_end(int8_run),
+                        'INT8 U8S8': end_to_end(u8_run),
                         'float': end_to_end(float_run)}
 
             def peer_run(peer=peer, x=peer_input):

@@ -4,13 +4,15 @@
     python tools/deploy/quantize_onnx.py CONFIG CKPT [--out FILE]
         [--float-out FILE] [--calib-method minmax|entropy|percentile]
         [--num-images 100] [--calib-loader val|train|test]
-        [--keep-float ENTRY ...] [--per-tensor] [--shape H W] [--no-verify]
+        [--keep-float ENTRY ...] [--per-tensor] [--activations int8|uint8]
+        [--shape H W] [--no-verify]
 
 CKPT is a checkpoint (the model is exported first, with
 tools/deploy/export_onnx.py's graph, and the float file kept at
 ``--float-out``) or a float ONNX export of ours of this config. The INT8
 file is QDQ, signed 8-bit activations and weights, per-channel weights
-(``--per-tensor`` for one scale per tensor), with activation ranges from
+(``--per-tensor`` for one scale per tensor; ``--activations uint8`` for
+unsigned activations, U8S8), with activation ranges from
 ``--num-images`` images of the ``--calib-loader`` dataloader's data set
 after the test pipeline. ``--keep-float`` replaces the default set kept in
 float (``@decode``; ``none`` keeps nothing): op types, node-name globs or
@@ -62,6 +64,10 @@ def parse_args(argv=None):
                         help='op types, node-name globs, @decode, '
                         '@predictors, or none (default: '
                         f'{" ".join(DEFAULT_KEEP_FLOAT)})')
+    parser.add_argument('--activations', choices=('int8', 'uint8'),
+                        default='int8', help='activation type: int8 (S8S8, '
+                        'default) or uint8 (U8S8, faster in onnxruntime on '
+                        'x86, see docs/performance.md)')
     parser.add_argument('--per-tensor', action='store_true',
                         help='one weight scale per tensor instead of per '
                         'output channel')
@@ -174,7 +180,8 @@ def main(argv=None) -> int:
         result = quantize_export(
             float_path, out, BatchReader(batches(), info.shape),
             method=args.calib_method, per_channel=not args.per_tensor,
-            keep_float=keep_float, metadata=info.metadata)
+            keep_float=keep_float, metadata=info.metadata,
+            activations=args.activations)
     except ValueError as e:  # --keep-float entries, calibration images
         raise CLIError(str(e)) from None
     sizes = [os.path.getsize(p) / 2**20 for p in (float_path, out)]
