@@ -29,16 +29,23 @@ What stays in float (``keep_float``), each entry one of:
 
 An entry that matches nothing is an error, never a silent no-op.
 
-Default (:data:`DEFAULT_KEEP_FLOAT`): ``@decode``, chosen by measurement
-on the two demos (``tools/deploy/int8_report.py``, figures in
-docs/performance.md "INT8 with onnxruntime"): quantizing the box decoding
-puts the decoded corners (0 to the image side) on a 256-step grid and the
-softmax scores on steps of 1/256, below which mmdet's 0.001 score
-threshold cannot see (MEASURED_DROP_NOTE below gives the figures). Keeping
-the predictor convs, the SE/hard-swish ``Mul`` s, ``Sigmoid`` or
-``Resize`` in float as well changed the demos' mAP / mIoU by less than the
-noise of calibration while costing latency (figures in the same table),
-so they are quantized by default; ``--keep-float`` adds them.
+Default (:data:`DEFAULT_KEEP_FLOAT`): ``@decode``. Why: the decoding
+mixes magnitudes one 8-bit scale cannot hold (anchor corners up to the
+image side beside deltas of a few hundredths; softmax scores whose useful
+range reaches down to mmdet's 0.001 threshold, below one int8 step of
+1/256), and it is a handful of element-wise ops, so float costs nothing
+there. Measured on the demos (docs/performance.md, "INT8 with
+onnxruntime"): with ``@decode`` in float the SSDLite demo loses 0.3 mAP
+and the LR-ASPP demo none (+0.04 mIoU); keeping ``Mul`` (the SE multiply
+and hard-swish's multiply) in float too moved neither by more than 0.2
+points, so it is quantized. ``@predictors``, ``Resize`` and ``Sigmoid``
+are available through ``--keep-float``; their figures are in the same
+table.
+
+Speed: with S8S8 onnxruntime 1.32 on x86 fuses only part of the convs
+into ``QLinearConv`` (46 of 98 on the SSDLite demo) and INT8 runs slower
+than float; ``activations='uint8'`` (U8S8, onnxruntime's own x86 advice)
+is faster (``--suite int8`` of tools/analysis/benchmark.py).
 """
 import fnmatch
 import os
