@@ -322,12 +322,13 @@ def train_step_fn(model: torch.nn.Module, optim_wrapper,
     return run
 
 
-# -- the CPU -------------------------------------------------------------------
+# -- the CPU ------------------------------------------------------------------
 # /proc/cpuinfo flags that decide INT8 speed: AVX2 (8-bit dot products in
 # three instructions), AVX-512, VNNI (one instruction, either width) and
 # AMX's INT8 tiles.
 ISA_FLAGS = (('AVX2', ('avx2', )), ('AVX-512', ('avx512f', )),
-             ('VNNI', ('avx512_vnni', 'avx_vnni')), ('AMX-INT8', ('amx_int8', )))
+             ('VNNI', ('avx512_vnni', 'avx_vnni')),
+             ('AMX-INT8', ('amx_int8', )))
 
 
 def cpu_flags() -> set:

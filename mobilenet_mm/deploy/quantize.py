@@ -386,7 +386,8 @@ def quantize_export(float_path: str, out_path: str,
                 calibration_cache_path=calibration_cache)
             _write_metadata(partial, dict(
                 metadata or {}, quantization=(
-                    f'INT8 QDQ {"S8S8" if activations == "int8" else "U8S8"}, {"per-channel" if per_channel else "per-tensor"}'
+                    f'INT8 QDQ {"S8S8" if activations == "int8" else "U8S8"}'
+                    f', {"per-channel" if per_channel else "per-tensor"}'
                     f' weights, {method} calibration on '
                     f'{reader.images} images'),
                 float_kept=kept.describe()))
