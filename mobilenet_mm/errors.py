@@ -18,7 +18,8 @@ __all__ = [
     'UserError', 'CLIError', 'CheckpointLoadError', 'CheckpointMismatchError',
     'CheckpointSaveError', 'UnsafeCheckpointError',
     'CocoDataError', 'ImageLoadError', 'SegLabelError', 'MissingLabelError',
-    'LabelSizeError', 'LabelRangeError', 'NonFiniteLossError'
+    'LabelSizeError', 'LabelRangeError', 'NonFiniteLossError', 'OnnxExportError',
+    'CalibrationDataError'
 ]
 
 
@@ -81,6 +82,15 @@ class LabelSizeError(SegLabelError, ValueError):
 
 class LabelRangeError(SegLabelError, ValueError):
     """A label map with ids that do not fit mmseg's 8-bit labels."""
+
+
+# -- deployment (mobilenet_mm.deploy) ------------------------------------------
+class OnnxExportError(UserError, ValueError):
+    """An ONNX file that is not one of our exports, or not of this config."""
+
+
+class CalibrationDataError(UserError, ValueError):
+    """No usable calibration images (missing loader, empty data set)."""
 
 
 # -- training (mobilenet_mm.engine.nan_guard) ---------------------------------

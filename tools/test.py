@@ -5,6 +5,12 @@ config.
         [--show] [--show-dir DIR] [--cfg-options KEY=VALUE ...]
         [--launcher none|pytorch|slurm|mpi]
 
+A CHECKPOINT ending in ``.onnx`` is one of our ONNX exports (float or INT8,
+tools/deploy/export_onnx.py, tools/deploy/quantize_onnx.py), run by
+onnxruntime with the config's data pipeline, post-processing and evaluator
+(mobilenet_mm/deploy/ort_model.py); a file that is not ours, or not of this
+config, is refused in one line.
+
 ``--out`` pickles the predictions: for detection mmdet's ``DumpDetResults``
 format (one dict per image with ``pred_instances`` bboxes/scores/labels),
 for segmentation one dict per image with ``pred_sem_seg`` (class indices at
@@ -120,16 +126,26 @@ def format_only(evaluator) -> bool:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
+    onnx_file = args.checkpoint if args.checkpoint.endswith('.onnx') else None
     if '://' not in args.checkpoint:  # URLs are left to mmengine
-        check_file(args.checkpoint, 'checkpoint file')
+        check_file(args.checkpoint,
+                   'ONNX file' if onnx_file else 'checkpoint file')
     task = detect_task(cfg, args.config)
     cfg.setdefault('default_scope',
                    {'det': 'mmdet', 'seg': 'mmseg'}[task])
     cfg.work_dir = resolve_work_dir(cfg, args.work_dir, args.config)
     check_work_dir(cfg.work_dir)
     set_launcher(cfg, args.launcher, args.local_rank)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None if onnx_file else args.checkpoint
     cfg.resume = False
+    if onnx_file:
+        if args.fuse or args.launcher != 'none':
+            raise CLIError('--fuse and --launcher apply to PyTorch '
+                           'checkpoints; an ONNX file runs as exported, in '
+                           'one process')
+        from mobilenet_mm.deploy.ort_model import use_onnx_model
+        register_host_modules(task)
+        use_onnx_model(cfg, onnx_file, args.config)
     if args.fuse:
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
             dict(type='mobilenet_mm.FuseConvBNHook')]
@@ -149,9 +165,10 @@ def main(argv=None) -> int:
     register_host_modules(task)
     from mobilenet_mm.utils.result_checks import (check_finite_state,
                                                   check_metrics)
+    checkpoint = None if onnx_file else args.checkpoint
     runner = build_runner(
-        cfg, args.checkpoint,
-        check_state=lambda state: check_finite_state(state, args.checkpoint))
+        cfg, checkpoint,
+        check_state=lambda state: check_finite_state(state, checkpoint))
     metrics = runner.test()
     if not format_only(cfg.get('test_evaluator')):
         check_metrics(metrics, f'testing {args.checkpoint}')

@@ -320,3 +320,38 @@ def train_step_fn(model: torch.nn.Module, optim_wrapper,
         return model.train_step(data, optim_wrapper)
 
     return run
+
+
+# -- the CPU ------------------------------------------------------------------
+# /proc/cpuinfo flags that decide INT8 speed: AVX2 (8-bit dot products in
+# three instructions), AVX-512, VNNI (one instruction, either width) and
+# AMX's INT8 tiles.
+ISA_FLAGS = (('AVX2', ('avx2', )), ('AVX-512', ('avx512f', )),
+             ('VNNI', ('avx512_vnni', 'avx_vnni')),
+             ('AMX-INT8', ('amx_int8', )))
+
+
+def cpu_flags() -> set:
+    try:
+        with open('/proc/cpuinfo') as info:
+            for line in info:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def vector_isa(flags: Optional[set] = None) -> str:
+    """One line: which of AVX2, AVX-512, VNNI and AMX-INT8 the CPU has
+    (``unknown`` without ``/proc/cpuinfo``)."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return 'CPU vector ISA: unknown (no /proc/cpuinfo flags)'
+    parts = []
+    for name, names in ISA_FLAGS:
+        found = [f for f in names if f in flags]
+        parts.append(f'{name} {"yes" if found else "no"}'
+                     + (f' ({", ".join(found)})' if len(names) > 1 and found
+                        else ''))
+    return 'CPU vector ISA: ' + ', '.join(parts)

@@ -66,6 +66,30 @@ def build_config_model(cfg, shape: Optional[Tuple[int, int]] = None,
     return init_random(model).eval()
 
 
+def build_checkpoint_model(cfg, task: str, shape: Tuple[int, int],
+                           checkpoint: Optional[str] = None,
+                           state: Optional[dict] = None) -> torch.nn.Module:
+    """The model of ``cfg`` (SSDLite anchors laid out for ``shape``) in eval
+    mode, with ``state`` (read from ``checkpoint``; refused in one line when
+    its keys or shapes do not fit), else random weights (printed)."""
+    from ..analysis.model_stats import build_model_from_config
+    from ..utils.checkpoint import check_state_dict_matches
+    from .onnx_export import set_detector_input_size
+    if task == 'det':
+        set_detector_input_size(cfg, shape)
+    cfg.setdefault('default_scope', 'mmdet' if task == 'det' else 'mmseg')
+    torch.manual_seed(0)
+    with quiet_mmengine():
+        model = build_model_from_config(cfg)
+    if state is not None:
+        check_state_dict_matches(model, state, checkpoint)
+        model.load_state_dict(state)
+    else:
+        init_random(model)
+        print('no checkpoint given: exporting random weights')
+    return model.eval()
+
+
 @torch.no_grad()
 def calibrate_bn(model: torch.nn.Module, inputs: torch.Tensor,
                  seed: int = 0, **forward_kwargs) -> torch.nn.Module:

@@ -68,17 +68,28 @@ def set_detector_input_size(cfg, shape: Tuple[int, int]) -> None:
 
 
 # -- wrappers ------------------------------------------------------------
+# Where each host's data preprocessor keeps its BGR<->RGB switch: mmengine's
+# ImgDataPreprocessor (and mmdet's) in ``_channel_conversion``, mmseg's
+# SegDataPreProcessor in ``channel_conversion``.
+CHANNEL_FLIP_FLAGS = ('_channel_conversion', 'channel_conversion')
+
+
+def graph_preprocessing(data_preprocessor: nn.Module) -> Tuple[bool, bool]:
+    """``(flip, normalize)``: the steps of ``data_preprocessor`` that an
+    exported graph does itself (:class:`Preprocess`)."""
+    flip = any(getattr(data_preprocessor, flag, False)
+               for flag in CHANNEL_FLIP_FLAGS)
+    return flip, bool(getattr(data_preprocessor, '_enable_normalize', False))
+
+
 class Preprocess(nn.Module):
-    """The tensor part of an mmengine ``ImgDataPreprocessor``: optional
-    BGR<->RGB flip, then ``(x - mean) / std``. Resizing and padding stay
+    """The tensor part of an mmengine ``ImgDataPreprocessor`` (mmdet's) or
+    an mmseg ``SegDataPreProcessor``: optional BGR<->RGB flip, then ``(x - mean) / std``. Resizing and padding stay
     outside the graph (the pipeline does them)."""
 
     def __init__(self, data_preprocessor: nn.Module):
         super().__init__()
-        self.flip = bool(getattr(data_preprocessor, '_channel_conversion',
-                                 False))
-        self.normalize = bool(getattr(data_preprocessor, '_enable_normalize',
-                                      False))
+        self.flip, self.normalize = graph_preprocessing(data_preprocessor)
         if self.normalize:
             self.register_buffer('mean',
                                  data_preprocessor.mean.detach().clone())
@@ -424,14 +435,18 @@ def compare_outputs(names: Sequence[str], reference: Sequence[torch.Tensor],
 
 
 def detections_from_raw(head, boxes: torch.Tensor, scores: torch.Tensor,
-                        level_sizes: Sequence[int], cfg=None) -> list:
+                        level_sizes: Sequence[int], cfg=None,
+                        img_metas: Optional[Sequence[dict]] = None) -> list:
     """mmdet's post-processing on the raw graph outputs of a batch.
 
     Per image and level the ``nms_pre`` best (anchor, class) pairs above
     ``score_thr`` (mmdet's ``filter_scores_and_topk``), then the head's own
     ``_bbox_post_process`` (min size, class-wise NMS, ``max_per_img``):
     what ``head.predict_by_feat`` does, on decoded boxes. Returns one
-    ``InstanceData`` (bboxes, scores, labels) per image.
+    ``InstanceData`` (bboxes, scores, labels) per image. With ``img_metas``
+    (each with ``scale_factor``) the boxes are rescaled to the original
+    images before NMS, as ``predict(..., rescale=True)`` does; without, they
+    stay in input pixels.
     """
     from mmdet.models.utils import filter_scores_and_topk
     from mmengine.structures import InstanceData
@@ -439,7 +454,8 @@ def detections_from_raw(head, boxes: torch.Tensor, scores: torch.Tensor,
     nms_pre = cfg.get('nms_pre', -1)
     score_thr = cfg.get('score_thr', 0)
     results = []
-    for image_boxes, image_scores in zip(boxes, scores):
+    metas = [None] * len(boxes) if img_metas is None else list(img_metas)
+    for image_boxes, image_scores, meta in zip(boxes, scores, metas):
         kept_boxes, kept_scores, kept_labels = [], [], []
         start = 0
         for size in level_sizes:
@@ -455,8 +471,9 @@ def detections_from_raw(head, boxes: torch.Tensor, scores: torch.Tensor,
         result.bboxes = torch.cat(kept_boxes)
         result.scores = torch.cat(kept_scores)
         result.labels = torch.cat(kept_labels)
-        results.append(head._bbox_post_process(result, cfg, rescale=False,
-                                               with_nms=True))
+        results.append(head._bbox_post_process(
+            result, cfg, rescale=meta is not None, with_nms=True,
+            img_meta=meta))
     return results
 
 

@@ -22,6 +22,14 @@ Suites (``--suite`` takes several, or ``all``):
   each ``--onnx-configs`` model.
 * ``madds``: MAdds/s of each backbone against a dense 3x3 conv of the same
   work, timed in the same run.
+* ``int8``: onnxruntime INT8 (tools/deploy/quantize_onnx.py's default:
+  QDQ S8S8, per-channel weights, ``@decode`` in float; calibrated on
+  ``--int8-calib-images`` random images) against the float export in
+  onnxruntime (target <= 0.6) and against torchvision's eager model
+  (``ssdlite320_mobilenet_v3_large`` for detectors, end to end with our
+  post-processing; ``lraspp_mobilenet_v3_large`` for segmenters), batch 1,
+  for each ``--int8-configs`` model; prints the CPU's vector ISA (AVX2,
+  AVX-512, VNNI, AMX-INT8), on which INT8 speed depends.
 * ``layout``: each backbone (``--arch``, default all) at ``--sizes``, then
   each ``--layout-configs`` model, on channels-last inputs against itself
   on NCHW inputs, same weights: what ``channels_last`` buys here.
@@ -59,8 +67,10 @@ BACKBONE_TARGET = 1.05
 E2E_TARGET = 1.0
 E2E_FUSED_TARGET = 0.85
 TRAIN_TARGET = 1.0
+INT8_TARGET = 0.6
 SUITES = ('backbones', 'ssdlite', 'ssdlite-train', 'lraspp', 'onnx',
-          'madds', 'layout')
+          'madds', 'layout', 'int8')
+TORCHVISION_LRASPP = 'lraspp_mobilenet_v3_large'
 TORCHVISION_SSDLITE = 'ssdlite320_mobilenet_v3_large'
 MMDET_SSDLITE = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 MMSEG_LRASPP = ('mmseg::mobilenet_v3/'
@@ -144,6 +154,15 @@ def parse_args(argv=None):
         '660e_coco-320x320.py'],
                         help='whole models the layout suite times after '
                         'the backbones (segmenters at --seg-size)')
+    parser.add_argument('--int8-configs', nargs='+', default=[
+        'configs/ssdlite_v3.py', 'configs/ssdlite_v4_conv_small.py',
+        'configs/lraspp_v3_large_cityscapes.py'],
+                        help='models of the int8 suite')
+    parser.add_argument('--int8-seg-size', type=parse_size,
+                        default=(512, 1024),
+                        help='input size of the int8 suite\'s segmenters')
+    parser.add_argument('--int8-calib-images', type=positive_int, default=4,
+                        help='random calibration images of the int8 suite')
     parser.add_argument('--madds-archs', nargs='+', default=None,
                         help='backbones of the madds suite (default all)')
     parser.add_argument('--madds-size', type=parse_size, default=(224, 224))
@@ -566,6 +585,112 @@ def onnx_suite(args, report, memory):
         f'{r.name.split(",")[0]} {r.ratio:.3f}' for r in results))
 
 
+def int8_suite(args, report):
+    import torchvision
+
+    from mobilenet_mm.analysis.benchmark import (TABLE_HEADER,
+                                                 paired_benchmark,
+                                                 random_images, vector_isa)
+    from mobilenet_mm.analysis.model_stats import config_input_shape
+    from mobilenet_mm.deploy.build import load_config_file
+    from mobilenet_mm.deploy.onnx_export import (build_export_module,
+                                                 detections_from_raw,
+                                                 export_onnx, ort_session)
+    from mobilenet_mm.deploy.quantize import (DEFAULT_KEEP_FLOAT,
+                                              BatchReader, quantize_export)
+    if args.device != 'cpu':
+        fail('the int8 suite runs onnxruntime on the CPU; use --device cpu')
+    check_configs(args.int8_configs)
+    isa = vector_isa()
+    note = (f'{isa}. Random weights; INT8 = quantize_onnx.py\'s default '
+            f'(QDQ S8S8, per-channel weights, {" ".join(DEFAULT_KEEP_FLOAT)} '
+            f'in float) and the same with --activations uint8 (U8S8), '
+            f'calibrated on {args.int8_calib_images} random '
+            'images. "graph": the exported graph alone (pre-processing to '
+            'raw boxes and scores, or logits). Against torchvision eager: '
+            'detectors end to end (our graph + mmdet\'s post-processing '
+            'with NMS against torchvision\'s transform, model and '
+            'post-processing, float [0, 1] images), segmenters the logits '
+            f'of {TORCHVISION_LRASPP}. {args.threads} thread(s), batch 1.')
+    print(isa)
+    lines = report.section('INT8 (onnxruntime) against float onnxruntime '
+                           'and torchvision eager', TABLE_HEADER, note)
+    results = []
+    tv_det = torchvision_ssdlite('cpu')
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in args.int8_configs:
+            cfg = load_config_file(config)
+            seg = cfg.get('default_scope') == 'mmseg'
+            shape = args.int8_seg_size if seg else config_input_shape(cfg)
+            model = build(cfg, 'cpu', None if seg else shape).eval()
+            wrapper = build_export_module(model, shape)
+            name = config_name(config)
+            paths = [osp.join(tmp, f'{name}{s}.onnx') for s in ('', '-int8')]
+            export_onnx(wrapper, shape, paths[0], batch=2)
+            calib = [(torch.rand(1, 3, *shape,
+                                 generator=torch.Generator().manual_seed(i))
+                      * 255).numpy() for i in range(args.int8_calib_images)]
+            quantize_export(paths[0], paths[1], BatchReader(calib, shape))
+            # U8S8 beside the S8S8 default: onnxruntime's x86 kernels fuse
+            # unsigned activations into QLinearConv more widely.
+            paths.append(osp.join(tmp, f'{name}-u8s8.onnx'))
+            quantize_export(paths[0], paths[2], BatchReader(calib, shape),
+                            activations='uint8')
+            sessions = [ort_session(p, threads=args.threads) for p in paths]
+            image = random_images(1, *shape)[0]
+            feed = {'image': image[None].float().numpy()}
+            float_run, int8_run, u8_run = (
+                functools.partial(s.run, None, feed) for s in sessions)
+            label = f'{name}, {shape[0]}x{shape[1]}'
+            for kind, run in (('INT8 S8S8', int8_run),
+                              ('INT8 U8S8', u8_run)):
+                result = paired_benchmark(
+                    f'{label}: {kind} vs float onnxruntime (graph)', run,
+                    float_run, repeats=args.heavy_repeats if seg else
+                    args.repeats, warmup=min(args.warmup, 2),
+                    target=INT8_TARGET)
+                report.add(lines, result.row())
+                results.append(result)
+            peer_input = image.float().div(255)
+            if seg:
+                peer = getattr(torchvision.models.segmentation,
+                               TORCHVISION_LRASPP)(
+                    weights=None, weights_backbone=None,
+                    num_classes=model.decode_head.out_channels).eval()
+                peer_input = peer_input[None]
+                ours = {'INT8 S8S8': int8_run, 'INT8 U8S8': u8_run,
+                        'float': float_run}
+            else:
+                peer = tv_det
+                peer_input = [peer_input]
+                head, levels = model.bbox_head, wrapper.level_sizes
+
+                def end_to_end(run):
+                    def fn():
+                        boxes, scores = (torch.from_numpy(o)
+                                         for o in run())
+                        return detections_from_raw(head, boxes, scores,
+                                                   levels)
+                    return fn
+                ours = {'INT8 S8S8': end_to_end(int8_run),
+                        'INT8 U8S8': end_to_end(u8_run),
+                        'float': end_to_end(float_run)}
+
+            def peer_run(peer=peer, x=peer_input):
+                with torch.no_grad():
+                    return peer(x)
+
+            for kind, fn in ours.items():
+                what = 'end to end' if not seg else 'logits'
+                report.add(lines, paired_benchmark(
+                    f'{label}: {kind} onnxruntime vs torchvision eager '
+                    f'({what})', fn, peer_run,
+                    repeats=args.heavy_repeats if seg else args.repeats,
+                    warmup=min(args.warmup, 2)).row())
+            del sessions
+    report.summary(lines, target_summary(results, INT8_TARGET))
+
+
 def madds_suite(args, report):
     from mobilenet_mm.analysis import count_madds
     from mobilenet_mm.analysis.benchmark import (EFFICIENCY_HEADER,
@@ -673,6 +798,8 @@ def main(argv=None):
             madds_suite(args, report)
         elif suite == 'layout':
             layout_suite(args, report)
+        elif suite == 'int8':
+            int8_suite(args, report)
     if memory:
         from mobilenet_mm.analysis.benchmark import (MEMORY_HEADER,
                                                      MemoryResult)

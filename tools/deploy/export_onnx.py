@@ -100,16 +100,11 @@ def main(argv=None) -> int:
                        f'{args.config} is a segmentation config')
     state = read_state_dict(args.checkpoint) if args.checkpoint else None
 
-    import torch
-
-    from mobilenet_mm.analysis.model_stats import (build_model_from_config,
-                                                   config_input_shape)
+    from mobilenet_mm.analysis.model_stats import config_input_shape
     from mobilenet_mm.deploy import fuse_conv_bn
-    from mobilenet_mm.deploy.build import init_random, quiet_mmengine
+    from mobilenet_mm.deploy.build import build_checkpoint_model
     from mobilenet_mm.deploy.onnx_export import (build_export_module,
-                                                 export_onnx,
-                                                 set_detector_input_size,
-                                                 verify_export)
+                                                 export_onnx, verify_export)
     if args.shape:
         shape = tuple(args.shape)
     else:
@@ -117,19 +112,7 @@ def main(argv=None) -> int:
             shape = config_input_shape(cfg)
         except ValueError as e:
             raise CLIError(f'{args.config}: {e}') from None
-    if task == 'det':
-        set_detector_input_size(cfg, shape)
-    cfg.setdefault('default_scope', 'mmdet' if task == 'det' else 'mmseg')
-    torch.manual_seed(0)
-    with quiet_mmengine():
-        model = build_model_from_config(cfg)
-    if state is not None:
-        check_state_dict_matches(model, state, args.checkpoint)
-        model.load_state_dict(state)
-    else:
-        init_random(model)
-        print('no checkpoint given: exporting random weights')
-    model.eval()
+    model = build_checkpoint_model(cfg, task, shape, args.checkpoint, state)
     if args.fuse:
         fuse_conv_bn(model)
         print(f'fused {model.fused_bn_count} conv + BN pairs')
