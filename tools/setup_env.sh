@@ -97,7 +97,8 @@ if [[ "$TORCH_MODE" == existing ]]; then
         "$VENV/bin/python" -c "import sys; print('import site; ' + '; '.join(f'site.addsitedir({p!r})' for p in sys.argv[1:]))" \
             "${base_sites[@]}" > "$site/_mobilenet_mm_base.pth"
     fi
-    "$VENV/bin/python" -c "import torch, torchvision; print(f'torch=={torch.__version__}'); print(f'torchvision=={torchvision.__version__}')" \
+    # pip's own view of the versions (a wheel's __version__ may add +cu130)
+    "$VENV/bin/python" -c "from importlib.metadata import version as v; print(f'torch=={v(\"torch\")}\ntorchvision=={v(\"torchvision\")}')" \
         > "$CONSTRAINTS"
     echo "setup: on the existing $(tr '\n' ' ' < "$CONSTRAINTS")from $PYTHON_BIN"
 else
