@@ -90,3 +90,23 @@ def test_without_cuda_it_stops_in_one_line(capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['gpu_check: error: no CUDA device here; nothing checked '
                    '(use --cpu-dry-run to check the script on a CPU)']
+
+
+def test_every_config_trains_over_nccl_on_gpus():
+    """tools/dist_train.sh on GPUs: mmengine's init_dist takes the backend
+    from env_cfg.dist_cfg (the CPU path replaces it by gloo, see
+    tests/test_distributed.py). Our bases inherit mmdet's or mmseg's
+    default_runtime (a detection and a segmentation config are loaded) and
+    no config file sets dist_cfg itself."""
+    import glob
+
+    from mmengine.config import Config
+    configs = glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                        recursive=True)
+    assert len(configs) >= 20
+    for path in configs:
+        with open(path) as f:
+            assert 'dist_cfg' not in f.read(), path
+    for name in ('ssdlite_v3.py', 'lraspp_v3_large_cityscapes.py'):
+        cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+        assert cfg.env_cfg.dist_cfg.backend == 'nccl', name
