@@ -84,7 +84,10 @@ if [[ "$TORCH_MODE" == existing ]]; then
     "$PYTHON_BIN" -c "import torch, torchvision" 2>/dev/null \
         || die "MOBILENET_MM_TORCH=existing: torch and torchvision must import in $PYTHON_BIN (set PYTHON to the interpreter that has them)"
     if [[ ! -x "$VENV/bin/python" ]]; then
-        "$PYTHON_BIN" -m venv "$VENV"
+        # Without ensurepip there (a distribution's Python), the venv uses
+        # the pip of $PYTHON, visible through the .pth file below.
+        "$PYTHON_BIN" -m venv "$VENV" 2>/dev/null \
+            || { rm -rf "$VENV"; "$PYTHON_BIN" -m venv --without-pip "$VENV"; }
         # The venv's own packages come first; $PYTHON's (torch included) are
         # visible after them. A .pth file rather than --system-site-packages:
         # that flag exposes the base interpreter's packages, not those of a
