@@ -161,8 +161,8 @@ class _BatchedNMS(torch.autograd.Function):
             # order (stable sort), then cut each class to max_per_class.
             order = torch.sort(cls, stable=True).indices
             cls, box = cls[order], box[order]
-            rank = torch.arange(len(cls), device=cls.device) - torch.searchsorted(
-                cls, cls, right=False)
+            rank = torch.arange(len(cls), device=cls.device) - \
+                torch.searchsorted(cls, cls, right=False)
             within = rank < max_per_class
             cls, box = cls[within], box[within]
             selected.append(torch.stack(

@@ -425,7 +425,7 @@ def onnx_step(table, config, checkpoint, s: Settings, out_dir):
               needs=('ssdlite_v3: train --resume', ))
 
 
-# -- throughput ----------------------------------------------------------------
+# -- throughput --------------------------------------------------------------
 def optim_wrapper_for(model, cfg, amp: bool, dtype: str):
     """The config's optimizer (and paramwise settings) in an
     ``AmpOptimWrapper`` (or a plain one without AMP)."""
