@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun:
 #   tools/dist_train.sh CONFIG GPUS [train.py arguments...]
-# GPUS is the number of processes per node, one per GPU; on a machine
-# without a GPU they train on the CPU (gloo backend, SyncBN included, see
-# mobilenet_mm/apis/launch.py). Multi-node and interpreter settings: see
-# tools/torchrun.sh.
+# GPUS is the number of processes per node, one per GPU, which talk over
+# NCCL (the configs' env_cfg.dist_cfg.backend, from mmdet's and mmseg's
+# runtime bases; mmengine's init_dist sets each process on its GPU). On a
+# machine without a GPU they train on the CPU instead (gloo backend, SyncBN
+# included, see mobilenet_mm/apis/launch.py). Multi-node and interpreter
+# settings: see tools/torchrun.sh.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
     echo "usage: $0 CONFIG GPUS [train.py arguments...]" >&2

@@ -25,8 +25,10 @@ op used here at opset 17 (``HardSwish``, ``HardSigmoid``, and the attention
 of MobileNetV4's Mobile MQA, exported as MatMul + Softmax).
 """
 import io
+import itertools
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -43,6 +45,29 @@ def max_opset() -> int:
     from torch.onnx import _constants
     return int(getattr(_constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET',
                        getattr(_constants, 'ONNX_MAX_OPSET', MIN_OPSET)))
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Where ``module``'s parameters (or buffers) live; CPU for none."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device('cpu')
+
+
+@contextmanager
+def exact_float32():
+    """CUDA convs and matmuls in float32 rather than TF32 (on by default
+    for cuDNN convs): the reference a graph is checked against must not
+    carry TF32's ~1e-3 rounding."""
+    saved = (torch.backends.cudnn.allow_tf32,
+             torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        (torch.backends.cudnn.allow_tf32,
+         torch.backends.cuda.matmul.allow_tf32) = saved
 
 
 # -- building ------------------------------------------------------------
@@ -155,14 +180,14 @@ class _BatchedNMS(torch.autograd.Function):
             # order (stable sort), then cut each class to max_per_class.
             order = torch.sort(cls, stable=True).indices
             cls, box = cls[order], box[order]
-            rank = torch.arange(len(cls)) - torch.searchsorted(
-                cls, cls, right=False)
+            rank = torch.arange(len(cls), device=cls.device) - \
+                torch.searchsorted(cls, cls, right=False)
             within = rank < max_per_class
             cls, box = cls[within], box[within]
             selected.append(torch.stack(
                 [torch.full_like(cls, image), cls, box], dim=1))
         if not selected:
-            return torch.zeros(0, 3, dtype=torch.int64)
+            return torch.zeros(0, 3, dtype=torch.int64, device=boxes.device)
         return torch.cat(selected).to(torch.int64)
 
     @staticmethod
@@ -214,12 +239,13 @@ class DetectorExport(nn.Module):
         self.model = model.eval()
         self.shape = tuple(int(s) for s in shape)
         self.with_nms = with_nms
+        device = module_device(model)
         with torch.no_grad():
-            probe = torch.zeros(1, 3, *self.shape)
+            probe = torch.zeros(1, 3, *self.shape, device=device)
             cls_scores, _ = head(model.extract_feat(probe))
         featmap_sizes = [tuple(c.shape[-2:]) for c in cls_scores]
         priors = head.prior_generator.grid_priors(featmap_sizes,
-                                                  device='cpu')
+                                                  device=device)
         self.level_sizes = [len(p) for p in priors]
         self.register_buffer('priors', torch.cat(priors))
         cfg = head.test_cfg
@@ -335,7 +361,8 @@ def export_onnx(wrapper: nn.Module, shape: Tuple[int, int], path: str,
                          f'parity tests cover) and <= {max_opset()} (the '
                          f'newest torch {torch.__version__} exports), got '
                          f'{opset}')
-    example = torch.rand(batch, 3, *shape) * 255
+    example = torch.rand(batch, 3, *shape,
+                         device=module_device(wrapper)) * 255
     if isinstance(wrapper, BackboneExport):
         count = len(wrapper.backbone.out_indices)
     elif isinstance(wrapper, (DetectorExport, SegmentorExport)):
@@ -667,8 +694,11 @@ def verify_export(wrapper: nn.Module, path: str, shape: Tuple[int, int],
     import copy
     generator = torch.Generator().manual_seed(seed)
     image = torch.rand(batch, 3, *shape, generator=generator) * 255
-    with torch.no_grad():
-        reference = _as_tuple(wrapper(image))
+    device = module_device(wrapper)
+    # A model on a GPU is checked there, in float32 (no TF32).
+    with torch.no_grad(), exact_float32():
+        reference = tuple(r.cpu() for r in _as_tuple(wrapper(
+            image.to(device))))
     names = output_names(wrapper, len(reference))
     got = run_ort(ort_session(path), image)
     lines, ok = [], True
@@ -686,8 +716,8 @@ def verify_export(wrapper: nn.Module, path: str, shape: Tuple[int, int],
     limits, against = [rtol] * len(names), 'PyTorch'
     if float64_fallback and any(p.relative > rtol for p in comparison):
         with torch.no_grad():
-            exact = _as_tuple(copy.deepcopy(wrapper).double()(
-                image.double()))
+            exact = tuple(r.cpu() for r in _as_tuple(
+                copy.deepcopy(wrapper).double()(image.double().to(device))))
         own = compare_outputs(names, exact, [r.numpy() for r in reference])
         limits = [max(rtol, 3 * p.relative) for p in own]
         comparison = compare_outputs(names, exact, got)

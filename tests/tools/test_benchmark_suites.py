@@ -179,20 +179,3 @@ def test_dense_conv_matches_requested_work():
     conv, x, madds = dense_conv_like(200e6)
     assert madds == count_madds(conv, x)
     assert abs(madds - 200e6) / 200e6 < 0.05
-
-
-def test_gpu_check_without_cuda_and_dry_run(capsys, monkeypatch):
-    gpu_check = _load('gpu_check')
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    assert gpu_check.main([]) == 1
-    captured = capsys.readouterr()
-    assert 'no CUDA device here' in captured.err
-    assert len(captured.err.strip().splitlines()) == 1
-    assert gpu_check.main(['--cpu-dry-run']) == 0
-    out = capsys.readouterr().out
-    assert 'CPU DRY RUN' in out
-    rows = re.findall(r'^\| (\S+(?: \(channels-last\))?) vs (\S+) \| 2 \| '
-                      r'\d+x\d+ \| ([\d.]+) \| ([\d.]+) \|', out, re.M)
-    assert [r[0] for r in rows] == [
-        'ssdlite_v3', 'ssdlite_v3 (channels-last)',
-        LRASPP_V3_LARGE, f'{LRASPP_V3_LARGE} (channels-last)']

@@ -5,7 +5,7 @@ it against PyTorch with onnxruntime.
     python tools/deploy/export_onnx.py CONFIG [CKPT] [--out FILE]
         [--opset 17] [--shape H W] [--with-nms] [--backbone-only]
         [--dynamic-shape] [--fuse]
-        [--verify-batch 2] [--no-verify]
+        [--verify-batch 2] [--no-verify] [--device cpu|cuda[:N]]
 
 The graph takes ``image``: float32 (B, 3, H, W), pixels 0-255 as the test
 pipeline gives them (BGR, resized to H x W; normalisation is inside the
@@ -21,6 +21,8 @@ Without CKPT the weights are random (useful to check that a config
 exports). After writing the file, onnxruntime and PyTorch run one random
 batch: every output must agree within 1e-4 of its largest magnitude and the
 detections after NMS must be the same; otherwise the exit status is 1.
+``--device cuda`` exports the model from the GPU and checks onnxruntime
+(CPU) against PyTorch on the GPU in float32 (TF32 off for that run).
 """
 import argparse
 import os
@@ -62,6 +64,9 @@ def parse_args(argv=None):
                         help='batch of the onnxruntime check (default 2)')
     parser.add_argument('--no-verify', action='store_true',
                         help='skip the onnxruntime check')
+    parser.add_argument('--device', default='cpu',
+                        help='where the model lives while it is traced and '
+                        'checked: cpu (default) or cuda[:N]')
     return parser.parse_args(argv)
 
 
@@ -89,6 +94,17 @@ def main(argv=None) -> int:
                        f'{args.verify_batch}')
     if args.with_nms and args.backbone_only:
         raise CLIError('--with-nms and --backbone-only exclude each other')
+    import torch
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise CLIError(f'--device must be cpu or cuda[:N], got '
+                       f'{args.device!r}') from None
+    if device.type not in ('cpu', 'cuda'):
+        raise CLIError(f'--device must be cpu or cuda[:N], got '
+                       f'{args.device!r}')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise CLIError(f'--device {args.device}: no CUDA device here')
     cfg = load_config(args.config)
     task = detect_task(cfg, args.config)
     if args.dynamic_shape and task == 'det' and not args.backbone_only:
@@ -113,6 +129,7 @@ def main(argv=None) -> int:
         except ValueError as e:
             raise CLIError(f'{args.config}: {e}') from None
     model = build_checkpoint_model(cfg, task, shape, args.checkpoint, state)
+    model.to(device).eval()
     if args.fuse:
         fuse_conv_bn(model)
         print(f'fused {model.fused_bn_count} conv + BN pairs')
@@ -132,7 +149,8 @@ def main(argv=None) -> int:
                 'random weights',
                 input='image: float32 (B, 3, H, W), pixels 0-255 in the '
                 'pipeline channel order; normalisation inside',
-                input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse)),
+                input_size=f'{shape[0]}x{shape[1]}', fused=str(args.fuse),
+                exported_on=device.type),
             dynamic_hw=args.dynamic_shape)
     except ValueError as e:
         raise CLIError(f'{args.config}: {e}') from None
@@ -150,7 +168,8 @@ def main(argv=None) -> int:
     ok = True
     for size in sizes:
         result = verify_export(wrapper, out, size, batch=args.verify_batch)
-        print(f'onnxruntime vs PyTorch, batch {args.verify_batch}, '
+        on = '' if device.type == 'cpu' else f' ({device.type})'
+        print(f'onnxruntime vs PyTorch{on}, batch {args.verify_batch}, '
               f'{size[0]}x{size[1]}:')
         for line in result.lines:
             print('  ' + line)

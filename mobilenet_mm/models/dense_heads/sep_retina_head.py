@@ -7,7 +7,8 @@ the class and box towers are ``num_convs`` separable 3x3 convs (+ BN + act)
 shared over the levels, and the two predictors are separable 3x3 convs too.
 mmdet's ``RetinaHead`` has full 3x3 convs throughout; its 3x3 class
 predictor alone would be 1.7M parameters and 5 GMAdds at 384 px, more than
-the paper's whole head.
+the paper's whole head. Its NMS runs on any device
+(:class:`~mobilenet_mm.models.utils.AnyDeviceNMSMixin`).
 """
 import math
 
@@ -17,10 +18,11 @@ from mmdet.models.dense_heads import RetinaHead
 
 from ...registry import MODELS
 from ..necks.separable_conv import SeparableConv2d
+from ..utils import AnyDeviceNMSMixin
 
 
 @MODELS.register_module()
-class SepRetinaHead(RetinaHead):
+class SepRetinaHead(AnyDeviceNMSMixin, RetinaHead):
     """``RetinaHead`` whose tower convs and predictors are separable.
 
     Registered as ``mobilenet_mm.SepRetinaHead``. Takes ``RetinaHead``'s

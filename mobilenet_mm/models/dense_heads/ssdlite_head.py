@@ -17,7 +17,9 @@ assignment and changes:
   first map, 6 on the others, scales 0.2-0.95);
 * the initialisation: normal, std 0.03 (TF release and torchvision);
 * the candidate selection when predicting: a partial top-k instead of a
-  full sort (same detections, see :meth:`_predict_by_feat_single`).
+  full sort (same detections, see :meth:`_predict_by_feat_single`);
+* the NMS: mmcv's, or torchvision's where mmcv has no kernel for the
+  device (:class:`~mobilenet_mm.models.utils.AnyDeviceNMSMixin`).
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -30,10 +32,11 @@ from torch import Tensor
 
 from ...registry import MODELS
 from ..necks.ssdlite_neck import SSDLITE_NORM, init_convs_normal
+from ..utils import AnyDeviceNMSMixin
 
 
 @MODELS.register_module()
-class SSDLiteHead(SSDHead):
+class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
     """SSDLite head: separable predictors, SSD anchors, hard negatives.
 
     Registered as ``mobilenet_mm.SSDLiteHead``; mmdet has no class of that
