@@ -4,6 +4,10 @@
 _base_ = './_base_/retinanet_v4_coco.py'
 
 model = dict(
-    backbone=dict(arch='hybrid_medium'),
+    backbone=dict(
+        arch='hybrid_medium',
+        # ImageNet weights (see the base config's header)
+        init_cfg=dict(
+            checkpoint='checkpoints/mobilenetv4_hybrid_medium_mm.pth')),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=[80, 160, 960]))

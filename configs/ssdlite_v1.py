@@ -11,7 +11,8 @@ model = dict(
         type='mobilenet_mm.MobileNetV1',
         out_indices=(3, 4),
         channels_last={{_base_.channels_last}},
-        norm_cfg={{_base_.norm_cfg}}),
+        norm_cfg={{_base_.norm_cfg}},
+        init_cfg={{_base_.scratch_init}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(512, 1024)),
     bbox_head=dict(in_channels=(512, 1024, 512, 256, 256, 128)))

@@ -16,7 +16,8 @@ model = dict(
         # CPU, which makes this detector ~1.26x slower there
         # (tools/analysis/benchmark.py --suite layout).
         channels_last=False,
-        norm_cfg={{_base_.norm_cfg}}),
+        norm_cfg={{_base_.norm_cfg}},
+        init_cfg={{_base_.scratch_init}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(768, 960)),
     bbox_head=dict(in_channels=(768, 960, 512, 256, 256, 128)))

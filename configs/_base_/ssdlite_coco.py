@@ -17,8 +17,11 @@
 # "ssdlite" augmentation = IoU random crop + horizontal flip, inputs scaled
 # to [-1, 1]), which reaches 21.3 mAP with this head design. The backbone
 # starts from scratch, as in the TF release ("initialized from scratch") and
-# torchvision; to start from ImageNet weights set
+# torchvision, with their init (normal std 0.03 everywhere); to start from
+# ImageNet weights set
 # model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...).
+# Every recipe item against its reference: configs/README.md, "Recipes
+# against their references" (issue 14).
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/default_runtime.py',
@@ -39,6 +42,13 @@ norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
 # faster inference there (tools/analysis/benchmark.py); GPUs keep NCHW,
 # unmeasured here. Set False for a head that views feature maps.
 channels_last = 'cpu'
+# From scratch every conv is normal(0, 0.03), as torchvision's
+# ssdlite320_mobilenet_v3_large (_normal_init when weights_backbone is None)
+# and TF (truncated_normal_initializer stddev 0.03,
+# ssdlite_mobilenet_v3_large_320x320_coco.config) do; the neck and head set
+# the same std themselves (init_std). Configs that replace the backbone dict
+# keep it with init_cfg={{_base_.scratch_init}}.
+scratch_init = dict(type='Normal', layer='Conv2d', std=0.03)
 
 model = dict(
     type='SingleStageDetector',
@@ -55,7 +65,9 @@ model = dict(
         out_indices=(3, 4),
         out_types=('expansion', 'output'),
         channels_last=channels_last,
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        # ImageNet weights: dict(type='Pretrained', checkpoint=...)
+        init_cfg=scratch_init),
     # in_channels == the backbone's out_channels (tests check every config).
     neck=dict(
         type='mobilenet_mm.SSDLiteNeck',
@@ -111,10 +123,11 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='MinIoURandomCrop',
-        min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
-        min_crop_size=0.3),
+    # torchvision RandomIoUCrop / TF ssd_random_crop: a crop is kept when ONE
+    # box reaches the sampled IoU (mmdet's MinIoURandomCrop needs every box;
+    # mobilenet_mm/datasets/ssd_crop.py). Options 0-0.9 and 1.0 = no crop,
+    # sides 0.3-1 of the image, aspect 0.5-2, 40 trials (its defaults).
+    dict(type='mobilenet_mm.SSDIoUCrop'),
     dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
