@@ -35,7 +35,8 @@
 #       checkpoints/mobilenetv4_conv_medium_mm.pth --arch v4_conv_medium
 # and train with that path (or pass --cfg-options
 # model.backbone.init_cfg.checkpoint=PATH). Nothing is downloaded; a missing
-# file stops training with one line. From scratch: model.backbone.init_cfg=None.
+# file stops training when the weights are loaded ("checkpoint file not
+# found: PATH"). From scratch: model.backbone.init_cfg=None.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
