@@ -12,7 +12,8 @@ model = dict(
         out_types=('expansion', 'output'),
         channels_last={{_base_.channels_last}},
         channels_last_outputs=True,
-        norm_cfg={{_base_.norm_cfg}}),
+        norm_cfg={{_base_.norm_cfg}},
+        init_cfg={{_base_.scratch_init}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(576, 1280)),
     bbox_head=dict(in_channels=(576, 1280, 512, 256, 256, 128)))

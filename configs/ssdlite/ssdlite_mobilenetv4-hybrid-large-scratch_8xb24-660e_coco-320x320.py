@@ -16,7 +16,8 @@ model = dict(
         # tensors, enough to make this detector slower there (figures:
         # docs/performance.md, tools/analysis/benchmark.py --suite layout).
         channels_last=False,
-        norm_cfg={{_base_.norm_cfg}}),
+        norm_cfg={{_base_.norm_cfg}},
+        init_cfg={{_base_.scratch_init}}),
     # in_channels == the backbone's out_channels
     neck=dict(in_channels=(768, 960)),
     bbox_head=dict(in_channels=(768, 960, 512, 256, 256, 128)))

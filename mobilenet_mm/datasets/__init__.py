@@ -6,6 +6,7 @@ from .synthetic import (CITYSCAPES_CLASSES, DET_CLASSES, DET_PALETTE,
 from .seg_transforms import LoadSegAnnotations  # noqa: F401
 from .robust_loading import (  # noqa: F401
     ImageLoadError, RobustLoadImageFromFile, SanitizeBoxes)
+from .ssd_crop import SSDIoUCrop  # noqa: F401
 
 __all__ = [
     'CITYSCAPES_CLASSES', 'DET_CLASSES', 'DET_PALETTE', 'IGNORE_INDEX',

@@ -145,7 +145,7 @@ def test_config_export_parity(config, tmp_path):
 
 @pytest.mark.parametrize('config', [
     'ssdlite_v3.py',
-    'retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-'
+    'retinanet/retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-'
     '384x384.py'])
 def test_detector_exports_nms_in_graph(config, tmp_path):
     path_cfg = osp.join(ROOT, 'configs', config)

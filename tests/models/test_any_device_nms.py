@@ -120,7 +120,7 @@ def _detector(config, shape):
 
 @pytest.mark.parametrize('config,shape', [
     ('ssdlite_v3.py', (320, 320)),
-    ('retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-384x384.py',
+    ('retinanet/retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-384x384.py',
      (256, 256)),
 ])
 def test_whole_detector_predicts_the_same_through_the_fallback(
@@ -163,7 +163,7 @@ def test_portable_focal_loss_is_mmdets_focal_loss():
     from mobilenet_mm.models.losses import PortableFocalLoss
     cfg = Config.fromfile(
         osp.join(ROOT, 'configs', 'retinanet',
-                 'retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-384x384.py'))
+                 'retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-384x384.py'))
     loss = MODELS.build(cfg.model.bbox_head.loss_cls)
     assert isinstance(loss, PortableFocalLoss)
     assert (loss.gamma, loss.alpha, loss.use_sigmoid) == (2.0, 0.25, True)

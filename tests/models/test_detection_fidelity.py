@@ -37,7 +37,8 @@ CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', 'retinanet', '*.py')) +
     glob.glob(osp.join(ROOT, 'configs', 'demo', 'ssdlite*.py')))
 SSDLITE = 'ssdlite/ssdlite_mobilenetv{}-scratch_8xb24-660e_coco-320x320.py'
-RETINANET = 'retinanet/retinanet_mobilenetv4-{}_32xb64-600e_coco-384x384.py'
+RETINANET = ('retinanet/retinanet_mobilenetv4-{}-imagenet_8xb32-600e_coco-'
+             '384x384.py')
 SSDLITE_DEMO = ('ssdlite_mobilenetv3-large-scratch_1xb16-400iter_'
                 'synthetic-shapes-160x160.py')
 

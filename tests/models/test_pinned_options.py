@@ -278,7 +278,7 @@ def flatten(outputs):
 
 @pytest.mark.parametrize('path,scope,size', [
     ('configs/ssdlite/ssdlite_mobilenetv3-small-scratch_8xb24-660e_coco-320x320.py', 'mmdet', (320, 320)),
-    ('configs/retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-384x384.py', 'mmdet', (128, 128)),
+    ('configs/retinanet/retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-384x384.py', 'mmdet', (128, 128)),
     ('configs/lraspp/lraspp_mobilenetv3-small-rf2-d16_4xb4-90k_cityscapes-769x769.py', 'mmseg', (128, 256)),
 ])
 def test_channels_last_whole_models_give_the_nchw_results(path, scope, size):

@@ -409,7 +409,7 @@ def test_two_stage_host_detectors_same_with_channels_last(base):
 
 @pytest.mark.parametrize('config', [
     'ssdlite_v3.py',
-    'retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-384x384.py',
+    'retinanet/retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-384x384.py',
     'lraspp/lraspp_mobilenetv3-small-rf2-d16_4xb4-90k_cityscapes-769x769.py'
 ])
 def test_shipped_consumers_of_channels_last_maps_give_nchw_results(

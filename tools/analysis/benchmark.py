@@ -139,7 +139,7 @@ def parse_args(argv=None):
         'configs/ssdlite_v3.py',
         'configs/ssdlite/ssdlite_mobilenetv2-scratch_8xb24-660e_coco-'
         '320x320.py',
-        'configs/retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_'
+        'configs/retinanet/retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_'
         'coco-384x384.py',
         'configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
         'cityscapes-769x769.py'])

@@ -63,7 +63,7 @@ SEG_PAIR = ('configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
 ACCEPTANCE_MODELS = (
     ('ssdlite_v3', 'configs/ssdlite_v3.py', 'det', 'coco/bbox_mAP'),
     ('retinanet_v4_conv_medium',
-     'configs/retinanet/retinanet_mobilenetv4-conv-medium_32xb64-600e_coco-'
+     'configs/retinanet/retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-'
      '384x384.py',
      'det', 'coco/bbox_mAP'),
     ('lraspp_v3_large_cityscapes',

@@ -49,9 +49,9 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor')),
 ]
-# 32 GPUs x 64 images = the paper's 2048.
+# 8 GPUs x 32 images = TF Model Garden's global batch 256 (its lr 0.32).
 train_dataloader = dict(
-    batch_size=64,
+    batch_size=32,
     num_workers=8,
     batch_sampler=None,
     dataset=dict(type=dataset_type, pipeline=train_pipeline))

@@ -24,10 +24,11 @@ input_size = 320
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='MinIoURandomCrop',
-        min_ious=(0.1, 0.3, 0.5, 0.7, 0.9),
-        min_crop_size=0.3),
+    # torchvision RandomIoUCrop / TF ssd_random_crop: a crop is kept when ONE
+    # box reaches the sampled IoU (mmdet's MinIoURandomCrop needs every box;
+    # mobilenet_mm/datasets/ssd_crop.py). Options 0-0.9 and 1.0 = no crop,
+    # sides 0.3-1 of the image, aspect 0.5-2, 40 trials (its defaults).
+    dict(type='mobilenet_mm.SSDIoUCrop'),
     dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),

@@ -6,17 +6,33 @@
 # experiments/retinanet/coco_mobilenetv2_tpu.yaml: use_separable_conv in the
 # FPN and the head, BN eps 1e-3 momentum 0.99 (PyTorch 0.01), ReLU6 in the
 # head, anchor_size 3, 3 scales x 3 ratios; decoders/fpn.py: P6 from P5's
-# output, ReLU before P7). Loss, matching and post-processing are mmdet's
-# RetinaNet defaults (the paper gives none).
-# Stochastic depth 0.2 and a backbone from ImageNet ([V4] section 7; set
-# model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...) to our,
-# timm's or TF-converted weights). Data: ../datasets/coco_retinanet-384x384.py,
-# schedule: ../schedules/adam-cosine_600e.py.
+# output, ReLU before P7). Stochastic depth 0.2 ([V4] section 7).
+#
+# Loss and matching: [V4] gives none; TF Model Garden's retinanet_mobile_coco
+# (official/vision/configs/retinanet.py Losses): focal gamma 1.5, alpha 0.25;
+# Huber box loss delta 0.1 with box_loss_weight 50. Keras' Huber averages the
+# 4 coordinates, mmdet's SmoothL1 sums them and divides by beta: Huber_d(x) =
+# d * SmoothL1_beta=d(x), so 50 * 0.1 / 4 = loss_weight 1.25 (both divided by
+# the number of positives, retinanet_task.py build_losses); matcher: IoU >=
+# 0.5 positive, < 0.5 negative (Parser match_threshold / unmatched_threshold).
+#
+# The backbone starts from ImageNet weights ([V4]): convert timm's
+# (mobilenetv4_conv_medium / mobilenetv4_hybrid_medium state dicts) once with
+#   python tools/convert_weights.py mobilenetv4_conv_medium.safetensors \
+#       checkpoints/mobilenetv4_conv_medium_mm.pth --arch v4_conv_medium
+# and train with that path (or pass --cfg-options
+# model.backbone.init_cfg.checkpoint=PATH). Nothing is downloaded; a missing
+# file stops training when the weights are loaded. From scratch:
+# model.backbone.init_cfg=None. Data: ../datasets/coco_retinanet-384x384.py,
+# schedule: ../schedules/sgd-step_600e.py.
 _base_ = 'mmdet::_base_/models/retinanet_r50_fpn.py'
 custom_imports = dict(
     imports=['mobilenet_mm', 'mobilenet_mm.datasets.coco_checks'],
     allow_failed_imports=False)
 
+# ImageNet weights of the backbone, converted by tools/convert_weights.py
+# (see the header); the user provides the file.
+backbone_checkpoint = 'checkpoints/mobilenetv4_conv_medium_mm.pth'
 norm_cfg = dict(type='BN', eps=1e-3, momentum=0.01)
 
 model = dict(
@@ -30,7 +46,8 @@ model = dict(
         # FPN and head included (they read strides)
         channels_last='cpu',
         channels_last_outputs=True,
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
     neck=dict(
         # == the backbone's out_channels (strides 8, 16, 32)
         in_channels=[80, 160, 960],
@@ -50,7 +67,14 @@ model = dict(
         norm_cfg=norm_cfg,
         act_cfg=dict(type='ReLU6'),
         anchor_generator=dict(octave_base_scale=3),
-        # mmdet's focal loss (gamma 2, alpha 0.25 from the base), which also
-        # trains on a GPU when mmcv has CPU ops only (mmdet's would call
-        # mmcv's CUDA kernel; models/losses/portable_focal_loss.py).
-        loss_cls=dict(type='mobilenet_mm.PortableFocalLoss')))
+        # mmdet's focal loss at TF's gamma 1.5 / alpha 0.25 (header), as a
+        # module that also trains on a GPU when mmcv has CPU ops only
+        # (mmdet's would call mmcv's CUDA kernel;
+        # models/losses/portable_focal_loss.py).
+        loss_cls=dict(
+            type='mobilenet_mm.PortableFocalLoss', gamma=1.5, alpha=0.25),
+        # Huber delta 0.1 x weight 50, averaged over 4 coordinates (header)
+        loss_bbox=dict(
+            _delete_=True, type='SmoothL1Loss', beta=0.1, loss_weight=1.25)),
+    train_cfg=dict(
+        assigner=dict(pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.)))

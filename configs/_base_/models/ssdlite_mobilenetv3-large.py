@@ -12,8 +12,11 @@
 # decay 0.97 (momentum 0.03), ReLU6; softmax loss with hard negative mining
 # 3:1 (MobileNetV2 paper; TF ssdlite_mobilenet_v2_coco.config; torchvision).
 # The backbone starts from scratch, as in the TF release ("initialized from
-# scratch") and torchvision; to start from ImageNet weights set
+# scratch") and torchvision, with their init (normal std 0.03 everywhere); to
+# start from ImageNet weights set
 # model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...).
+# Every recipe item against its reference: configs/README.md, "Recipes
+# against their references".
 custom_imports = dict(
     imports=['mobilenet_mm', 'mobilenet_mm.datasets.coco_checks'],
     allow_failed_imports=False)
@@ -28,6 +31,13 @@ norm_cfg = dict(type='BN', eps=1e-3, momentum=0.03)
 # our neck and head, which read strides; a host head gets NCHW maps with
 # the backbone's default False.
 channels_last = 'cpu'
+# From scratch every conv is normal(0, 0.03), as torchvision's
+# ssdlite320_mobilenet_v3_large (_normal_init when weights_backbone is None)
+# and TF (truncated_normal_initializer stddev 0.03,
+# ssdlite_mobilenet_v3_large_320x320_coco.config) do; the neck and head set
+# the same std themselves (init_std). Configs that replace the backbone dict
+# keep it with init_cfg={{_base_.scratch_init}}.
+scratch_init = dict(type='Normal', layer='Conv2d', std=0.03)
 
 model = dict(
     type='SingleStageDetector',
@@ -45,7 +55,9 @@ model = dict(
         out_types=('expansion', 'output'),
         channels_last=channels_last,
         channels_last_outputs=True,
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        # ImageNet weights: dict(type='Pretrained', checkpoint=...)
+        init_cfg=scratch_init),
     # in_channels == the backbone's out_channels (tests check every config).
     neck=dict(
         type='mobilenet_mm.SSDLiteNeck',

@@ -4,5 +4,5 @@
 _base_ = [
     '../_base_/models/retinanet_mobilenetv4-conv-medium.py',
     '../_base_/datasets/coco_retinanet-384x384.py',
-    '../_base_/schedules/adam-cosine_600e.py',
+    '../_base_/schedules/sgd-step_600e.py',
 ]
