@@ -25,7 +25,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SSDLITE = osp.join(ROOT, 'configs', 'ssdlite_v3_large_torchvision_coco.py')
 LRASPP = osp.join(ROOT, 'configs', 'lraspp_v3_large_torchvision_coco.py')
 TOOL = osp.join(ROOT, 'tools', 'convert_weights.py')
-ENV = dict(os.environ, OMP_NUM_THREADS='1')
+# warnings off: the error protocol is one line on stderr
+ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
 
 @pytest.fixture(autouse=True)
