@@ -383,3 +383,57 @@ def test_lraspp_logits_equal_through_mmseg_inference_model(tmp_path):
         assert error < 1e-4, f'{height}x{width}: {error:.2e}'
         # not a trivial agreement: the prediction varies over the image
         assert len(expected.argmax(0).unique()) > 1
+
+
+def test_detection_finetune_config_reinitialises_only_the_class_layers(
+        ssdlite):
+    """configs/ssdlite_v3_large_torchvision_custom_dataset.py from the
+    converted checkpoint: every tensor loads except the six class convs."""
+    from mobilenet_mm.analysis.model_stats import build_model_from_config
+    from mobilenet_mm.engine.finetune import load_for_finetune
+    _, converted, _, dst, _ = ssdlite
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'ssdlite_v3_large_torchvision_custom_dataset.py'))
+    assert cfg.custom_hooks[-1].type == 'mobilenet_mm.FinetuneHook'
+    model = build_model_from_config(cfg)
+    model.init_weights()
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    result = load_for_finetune(model, dst, logger='silent')
+    class_keys = [f'bbox_head.cls_convs.{i}.1.{kind}' for i in range(6)
+                  for kind in ('weight', 'bias')]
+    assert sorted(result.dropped) == sorted(class_keys)
+    assert result.missing == [] and result.unused == []
+    source = converted.state_dict()
+    for key, value in model.state_dict().items():
+        expected = fresh[key] if key in class_keys else source[key]
+        assert torch.equal(value, expected), key
+    # 3 classes + background, six boxes per cell
+    assert model.bbox_head.cls_convs[0][1].out_channels == 6 * 4
+
+
+def _bad_values():
+    from mobilenet_mm.models.backbones import MobileNetV3
+    from mobilenet_mm.models.dense_heads import (SSDLiteAnchorGenerator,
+                                                 SSDLiteHead)
+    yield (lambda: MobileNetV3(dilation_rule='timm'),
+           r"dilation_rule must be one of \('tf', 'torchvision'\), got "
+           "'timm'")
+    yield (lambda: MobileNetV3(arch='small', out_indices=(0, ),
+                               out_types=('first_block', )),
+           'stage 0 has no block')
+    yield (lambda: SSDLiteAnchorGenerator(layout='torchvision'),
+           'set reduce_first_level=False')
+    yield (lambda: SSDLiteAnchorGenerator(layout='caffe',
+                                          reduce_first_level=False),
+           "layout 'caffe'")
+    yield (lambda: SSDLiteHead(unused_class_outputs=-1),
+           'unused_class_outputs must be an int')
+    yield (lambda: SSDLiteHead(test_cfg=dict(nms_pre=1000,
+                                             topk_per_class=300)),
+           'both topk_per_class and nms_pre')
+
+
+def test_new_options_refuse_bad_values():
+    for build, message in _bad_values():
+        with pytest.raises(ValueError, match=message):
+            build()
