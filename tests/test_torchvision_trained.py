@@ -44,8 +44,21 @@ def mmdet_scope():
     init_default_scope('mmdet')
 
 
-def convert(src, dst, config):
-    """tools/convert_weights.py as a user runs it."""
+def convert(src, dst, config, capsys):
+    """tools/convert_weights.py's main, as the command line calls it (in
+    this process: a new interpreter costs more than the conversion); its
+    printout."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('convert_weights', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    capsys.readouterr()
+    tool.main([src, dst, '--config', config])
+    return capsys.readouterr().out
+
+
+def convert_command(src, dst, config):
+    """The same, as a user runs it."""
     return subprocess.run([sys.executable, TOOL, src, dst, '--config', config],
                           cwd=ROOT, env=ENV, capture_output=True, text=True,
                           timeout=300)
@@ -87,7 +100,17 @@ def to_torchvision(image_bgr):
 
 # -------------------------------------------------------------- SSDLite --
 @pytest.fixture(scope='module')
-def ssdlite(tmp_path_factory):
+def module_capsys(request):
+    """capsys for module fixtures (pytest's is per test)."""
+    from _pytest.capture import CaptureFixture, SysCapture
+    capture = CaptureFixture(SysCapture, request, _ispytest=True)
+    capture._start()
+    yield capture
+    capture.close()
+
+
+@pytest.fixture(scope='module')
+def ssdlite(tmp_path_factory, module_capsys):
     from mmdet.apis import init_detector
     from torchvision.models.detection import ssdlite320_mobilenet_v3_large
     torch.manual_seed(0)
@@ -103,9 +126,8 @@ def ssdlite(tmp_path_factory):
     src = str(tmp / 'ssdlite320_mobilenet_v3_large_coco-a79551df.pth')
     torch.save(reference.state_dict(), src)  # stands in for the download
     dst = str(tmp / 'ssdlite_mm.pth')
-    result = convert(src, dst, SSDLITE)
-    assert result.returncode == 0, result.stderr
-    assert 'ssdlite320_mobilenet_v3_large' in result.stdout
+    out = convert(src, dst, SSDLITE, module_capsys)
+    assert "of torchvision's ssdlite320_mobilenet_v3_large" in out
     model = init_detector(SSDLITE, dst, device='cpu')
     return reference, model, src, dst, tmp
 
@@ -332,7 +354,8 @@ def test_coco_metric_sees_cocos_real_category_ids(ssdlite):
     assert abs(measured['coco/bbox_mAP'] - round(expected, 3)) <= 1e-3
 
 
-def test_wrong_files_fail_in_one_line_naming_the_key(ssdlite, tmp_path):
+def test_wrong_files_fail_in_one_line_naming_the_key(ssdlite, tmp_path,
+                                                    capsys):
     import torchvision
     _, _, ssdlite_src, _, _ = ssdlite
     classifier = str(tmp_path / 'mobilenet_v3_large.pth')
@@ -344,17 +367,23 @@ def test_wrong_files_fail_in_one_line_naming_the_key(ssdlite, tmp_path):
         (ssdlite_src, LRASPP, 'head.classification_head.module_list.0.0.0.'
          "weight is not a key of torchvision's lraspp_mobilenet_v3_large"),
     ]
+    dst = tmp_path / 'out.pth'
+    # the command line: one line on stderr, exit status 1
+    result = convert_command(cases[0][0], str(dst), cases[0][1])
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and cases[0][2] in lines[0], result.stderr
+    assert lines[0].startswith('convert_weights: error: ')
     for src, config, message in cases:
-        dst = tmp_path / 'out.pth'
-        result = convert(src, str(dst), config)
-        assert result.returncode == 1
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0], result.stderr
+        with pytest.raises(SystemExit) as error:
+            convert(src, str(dst), config, capsys)
+        assert message in str(error.value)
+        assert '\n' not in str(error.value)
         assert not dst.exists()
 
 
 # -------------------------------------------------------------- LR-ASPP --
-def test_lraspp_logits_equal_through_mmseg_inference_model(tmp_path):
+def test_lraspp_logits_equal_through_mmseg_inference_model(tmp_path, capsys):
     from mmseg.apis import inference_model, init_model
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
     torch.manual_seed(0)
@@ -363,8 +392,8 @@ def test_lraspp_logits_equal_through_mmseg_inference_model(tmp_path):
     src = str(tmp_path / 'lraspp_mobilenet_v3_large-d234d4ea.pth')
     torch.save(reference.state_dict(), src)
     dst = str(tmp_path / 'lraspp_mm.pth')
-    result = convert(src, dst, LRASPP)
-    assert result.returncode == 0, result.stderr
+    assert "of torchvision's lraspp_mobilenet_v3_large" in convert(
+        src, dst, LRASPP, capsys)
     cfg = Config.fromfile(LRASPP)
     # The image as it is: torchvision's model has no resize of its own.
     cfg.test_pipeline = [dict(type='LoadImageFromFile'),
