@@ -23,7 +23,9 @@ NAMES = [osp.splitext(osp.basename(c))[0] for c in CONFIGS]
 # Iterations each config claims (its comments and configs/README.md).
 CLAIMED_ITERS = {name: 90000 for name in NAMES}
 CLAIMED_ITERS.update(lraspp_v3_large_custom_dataset=20000,
-                     lraspp_v3_large_demo=250)
+                     lraspp_v3_large_demo=250,
+                     lraspp_v3_large_torchvision_coco=40000,
+                     lraspp_v3_large_torchvision_custom_dataset=10000)
 
 # [V3] Table 7: row -> (config, params M, MAdds B at 1024x2048).
 PAPER = {
@@ -112,7 +114,10 @@ def test_evaluated_at_1024x2048_with_iou_metric(path):
     assert cfg.val_evaluator.type == 'IoUMetric'
     assert cfg.model.test_cfg.mode == 'whole'
     resize = [s for s in cfg.test_pipeline if s['type'] == 'Resize']
-    if 'custom' not in path:
+    if 'torchvision_coco' in path:  # Pascal VOC, shorter side 520
+        assert resize[0]['scale'] == (2048, 520)
+        assert cfg.val_dataloader.dataset.data_root == 'data/VOCdevkit/VOC2012'
+    elif 'custom' not in path:
         assert resize[0]['scale'] == (2048, 1024)
         assert cfg.val_dataloader.dataset.data_root == 'data/cityscapes/'
 
@@ -139,6 +144,9 @@ def test_built_train_loop_runs_the_claimed_iterations(path, synthetic_root,
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[key].dataset
         dataset.data_root = synthetic_root
+        if dataset.type == 'PascalVOCDataset':  # torchvision's config
+            dataset.type = 'BaseSegDataset'
+            dataset.pop('ann_file')
         if dataset.type == 'BaseSegDataset':  # the custom data set config
             split = 'train' if key == 'train_dataloader' else 'val'
             dataset.data_prefix = dict(img_path=f'leftImg8bit/{split}',
