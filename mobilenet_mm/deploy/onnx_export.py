@@ -274,7 +274,7 @@ class DetectorExport(nn.Module):
             b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds],
             dim=1)
         scores = (logits.sigmoid() if head.use_sigmoid_cls else
-                  logits.softmax(-1)[..., :-1])
+                  logits.softmax(-1)[..., :head.num_classes])
         coder = head.bbox_coder
         priors = self.priors.unsqueeze(0).expand(batch, -1, -1)
         boxes = delta2bbox(priors.reshape(-1, 4), deltas.reshape(-1, 4),
@@ -467,7 +467,8 @@ def detections_from_raw(head, boxes: torch.Tensor, scores: torch.Tensor,
     """mmdet's post-processing on the raw graph outputs of a batch.
 
     Per image and level the ``nms_pre`` best (anchor, class) pairs above
-    ``score_thr`` (mmdet's ``filter_scores_and_topk``), then the head's own
+    ``score_thr`` (mmdet's ``filter_scores_and_topk``; or per class the
+    ``topk_per_class`` best anchors of all levels), then the head's own
     ``_bbox_post_process`` (min size, class-wise NMS, ``max_per_img``):
     what ``head.predict_by_feat`` does, on decoded boxes. Returns one
     ``InstanceData`` (bboxes, scores, labels) per image. With ``img_metas``
@@ -485,6 +486,17 @@ def detections_from_raw(head, boxes: torch.Tensor, scores: torch.Tensor,
     for image_boxes, image_scores, meta in zip(boxes, scores, metas):
         kept_boxes, kept_scores, kept_labels = [], [], []
         start = 0
+        if cfg.get('topk_per_class', 0) > 0:
+            # torchvision's selection (SSDLiteHead): per class, over all
+            # levels at once
+            num_keep = min(cfg['topk_per_class'], len(image_scores))
+            top, anchors = image_scores.topk(num_keep, dim=0)
+            labels = torch.arange(top.shape[1]).expand_as(top)
+            above = top > score_thr
+            kept_boxes.append(image_boxes[anchors[above]])
+            kept_scores.append(top[above])
+            kept_labels.append(labels[above])
+            level_sizes = []
         for size in level_sizes:
             level = slice(start, start + size)
             start += size

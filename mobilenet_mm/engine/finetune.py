@@ -1,9 +1,10 @@
-"""Fine-tune a trained segmentor on a data set with other classes.
+"""Fine-tune a trained segmentor or detector on a data set with other
+classes.
 
-A trained LR-ASPP (or any mmseg segmentor) checkpoint is mostly reusable on
-another data set: the backbone and the head's features carry over, only the
-class layers (the convs that output one channel per class) are tied to the
-old classes. ``load_from`` is the wrong tool for that: mmengine skips
+A trained LR-ASPP (or any mmseg segmentor) or SSDLite checkpoint is mostly
+reusable on another data set: the backbone, the head's features and the box
+predictors carry over, only the class layers (the convs that output one
+channel per class) are tied to the old classes. ``load_from`` is the wrong tool for that: mmengine skips
 mismatched shapes with a warning, and keeps class layers whose shapes happen
 to match, with the old classes' meaning.
 
@@ -29,18 +30,21 @@ AUTO = 'auto'
 
 
 def class_layer_names(model: nn.Module) -> List[str]:
-    """Module names of the class layers of every decode head in ``model``.
+    """Module names of the class layers of every head in ``model``.
 
     A head lists them in its ``class_layers`` attribute (ours:
-    ``LRASPPHead`` has ``conv_seg`` and ``conv_seg_low``); any other mmseg
-    decode head has exactly one, ``conv_seg``.
+    ``LRASPPHead`` has ``conv_seg`` and ``conv_seg_low``, ``SSDLiteHead``
+    the last conv of each class predictor); any other mmseg decode head has
+    exactly one, ``conv_seg``.
     """
     from mmseg.models.decode_heads.decode_head import BaseDecodeHead
     names = []
     for name, module in model.named_modules():
-        if isinstance(module, BaseDecodeHead):
-            for layer in getattr(module, 'class_layers', ('conv_seg', )):
-                names.append(f'{name}.{layer}' if name else layer)
+        layers = getattr(module, 'class_layers', None)
+        if layers is None and isinstance(module, BaseDecodeHead):
+            layers = ('conv_seg', )
+        for layer in layers or ():
+            names.append(f'{name}.{layer}' if name else layer)
     return names
 
 
@@ -85,8 +89,9 @@ def load_for_finetune(model: nn.Module,
     if class_layers == AUTO:
         class_layers = class_layer_names(model)
         if not class_layers:
-            raise ValueError('load_for_finetune: the model has no decode '
-                             'head; pass class_layers=[module names]')
+            raise ValueError('load_for_finetune: the model has no head with '
+                             'known class layers; pass class_layers=[module '
+                             'names]')
     class_layers = list(class_layers)
     own = model.state_dict()
 
@@ -105,7 +110,8 @@ def load_for_finetune(model: nn.Module,
 
     print_log(
         f'fine-tuning from {source}: loaded {len(kept)} tensors; class '
-        f'layers {", ".join(class_layers)} keep their new initialisation; '
+        f'layers {", ".join(class_layers)} keep their new initialisation '
+        "(they predict the checkpoint's classes, not this data set's); "
         f'dropped checkpoint keys: {", ".join(dropped) or "none"}',
         logger=logger)
     if missing:

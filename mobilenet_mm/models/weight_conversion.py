@@ -78,15 +78,19 @@ def _timm_block_kind(names):
     return 'conv_bn_act'
 
 
-def forward_order(keys: List[str]) -> List[str]:
+def forward_order(keys: List[str],
+                  torchvision: Optional[bool] = None) -> List[str]:
     """Sort reference keys into the order their modules run (and register).
 
     Index tokens sort numerically; named tokens by the table of the module
     type they belong to (timm) or alphabetically (torchvision uses indices
     for every ordered part, its named parts such as ``fc1``/``fc2`` sort
-    alphabetically).
+    alphabetically). ``torchvision=None`` tells the library from the keys
+    (torchvision classifiers start with ``features.``).
     """
-    timm = not any(k.startswith('features.') for k in keys)
+    if torchvision is None:
+        torchvision = any(k.startswith('features.') for k in keys)
+    timm = not torchvision
     block_names = {}
     if timm:
         for key in keys:
@@ -128,7 +132,8 @@ def forward_order(keys: List[str]) -> List[str]:
 
 
 def convert_reference_state_dict(
-        state: Dict[str, torch.Tensor], model: nn.Module
+        state: Dict[str, torch.Tensor], model: nn.Module,
+        hint: str = 'check --arch / widen_factor'
 ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
     """Map a timm/torchvision state dict onto ``model``'s keys.
 
@@ -139,27 +144,42 @@ def convert_reference_state_dict(
     heads = _head_prefixes(state)
     dropped = [k for k in state if k.startswith(heads)]
     source = [(k, state[k]) for k in forward_order(list(state))
-              if not k.startswith(heads)
-              and not k.endswith('num_batches_tracked')]
-    target = [(k, v) for k, v in model.state_dict().items()
+              if not k.startswith(heads)]
+    converted = pair_in_order(source, model.state_dict().items(),
+                              'backbone', hint)
+    return converted, dropped
+
+
+def pair_in_order(source, target, what: str,
+                  hint: str) -> 'OrderedDict[str, torch.Tensor]':
+    """Pair reference tensors with a model's tensors by position.
+
+    ``source`` and ``target`` are ``(key, tensor)`` sequences in forward
+    order (``num_batches_tracked`` entries are skipped on both sides). Every
+    pair must agree in shape and tensor kind; the first pair that does not,
+    or a count mismatch, raises ``ValueError`` naming the keys, with
+    ``hint`` saying what to check. Returns target key -> source tensor.
+    """
+    source = [(k, v) for k, v in source
+              if not k.endswith('num_batches_tracked')]
+    target = [(k, v) for k, v in target
               if not k.endswith('num_batches_tracked')]
     for (src_key, src), (dst_key, dst) in zip(source, target):
         if src.shape != dst.shape or _kind(src_key) != _kind(dst_key):
             raise ValueError(
                 f'checkpoint does not fit this architecture: {src_key} '
                 f'{tuple(src.shape)} would load into {dst_key} '
-                f'{tuple(dst.shape)}; check --arch / widen_factor')
+                f'{tuple(dst.shape)}; {hint}')
     if len(source) != len(target):
         shorter, longer = ((source, 'model') if len(source) < len(target)
                            else (target, 'checkpoint'))
         extra = (target if longer == 'model' else source)[len(shorter)][0]
         raise ValueError(
             f'checkpoint does not fit this architecture: it has '
-            f'{len(source)} backbone tensors, the model {len(target)}; '
+            f'{len(source)} {what} tensors, the model {len(target)}; '
             f'first unmatched {longer} key: {extra}')
-    converted = OrderedDict(
+    return OrderedDict(
         (dst_key, src) for (_, src), (dst_key, _) in zip(source, target))
-    return converted, dropped
 
 
 def is_own_state_dict(state: Dict[str, torch.Tensor], model: nn.Module,

@@ -27,7 +27,10 @@ CLAIMED_ITERS = {name: 90000 for name in NAMES}
 CLAIMED_ITERS.update({
     'lraspp_mobilenetv3-large-rf2-d16-finetune_4xb8-20k_custom-512x512': 20000,
     'lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_synthetic-cityscapes-'
-    '128x256': 250})
+    '128x256': 250,
+    'lraspp_mobilenetv3-large-d16-torchvision_8xb4-40k_voc12-480x480': 40000,
+    'lraspp_mobilenetv3-large-d16-torchvision-finetune_1xb8-10k_custom-'
+    '480x480': 10000})
 
 
 def table_7():
@@ -133,7 +136,10 @@ def test_evaluated_at_1024x2048_with_iou_metric(path):
     assert cfg.val_evaluator.type == 'IoUMetric'
     assert cfg.model.test_cfg.mode == 'whole'
     resize = [s for s in cfg.test_pipeline if s['type'] == 'Resize']
-    if 'custom' not in path:
+    if 'torchvision_coco' in path:  # Pascal VOC, shorter side 520
+        assert resize[0]['scale'] == (2048, 520)
+        assert cfg.val_dataloader.dataset.data_root == 'data/VOCdevkit/VOC2012'
+    elif 'custom' not in path:
         assert resize[0]['scale'] == (2048, 1024)
         assert cfg.val_dataloader.dataset.data_root == 'data/cityscapes/'
 
@@ -160,6 +166,9 @@ def test_built_train_loop_runs_the_claimed_iterations(path, synthetic_root,
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[key].dataset
         dataset.data_root = synthetic_root
+        if dataset.type == 'PascalVOCDataset':  # torchvision's config
+            dataset.type = 'BaseSegDataset'
+            dataset.pop('ann_file')
         if dataset.type == 'BaseSegDataset':  # the custom data set config
             split = 'train' if key == 'train_dataloader' else 'val'
             dataset.data_prefix = dict(img_path=f'leftImg8bit/{split}',

@@ -29,7 +29,8 @@ import torch
 
 import mobilenet_mm  # noqa: F401
 from mobilenet_mm.datasets import generate_coco_detection
-from mobilenet_mm.tools_common import CLIError, check_state_dict_matches
+from mobilenet_mm.errors import CLIError
+from mobilenet_mm.utils.checkpoint import check_state_dict_matches
 from mobilenet_mm.utils import checkpoint_safe_globals
 
 from tests.conftest import REPO  # noqa: E402
@@ -205,7 +206,7 @@ def load_tool(path):
 def run_in_process(path, argv, capsys, monkeypatch):
     """``tools/<tool>.py argv`` in this process, as its ``__main__`` runs
     it: (exit status, stderr lines)."""
-    from mobilenet_mm.tools_common import run_cli
+    from mobilenet_mm.apis import run_cli
     monkeypatch.setenv('LOCAL_RANK', '0')  # set_launcher sets it otherwise
     capsys.readouterr()
     status = run_cli(load_tool(path).main, [str(a) for a in argv])
@@ -355,7 +356,7 @@ def test_amp_without_a_gpu_is_refused_in_one_line(tmp_path, monkeypatch,
 
 def test_slurm_master_is_the_first_node_of_the_nodelist(tmp_path,
                                                         monkeypatch):
-    from mobilenet_mm.tools_common import _cpu_dist_env
+    from mobilenet_mm.apis.launch import _cpu_dist_env
     calls = tmp_path / 'scontrol_calls'
     scontrol = tmp_path / 'scontrol'
     # What slurm's scontrol prints: one host name per line.
@@ -401,7 +402,7 @@ DIST_STOP_SCRIPT = textwrap.dedent('''
     from torch.utils.data import DataLoader, TensorDataset
 
     from mobilenet_mm.engine import NanGuardHook, NonFiniteLossError
-    from mobilenet_mm.tools_common import init_cpu_distributed
+    from mobilenet_mm.apis.launch import init_cpu_distributed
 
 
     class Toy(BaseModel):

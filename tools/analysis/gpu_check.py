@@ -155,7 +155,7 @@ class Table:
     def run(self, step, model, fn, needs=()):
         """Run ``fn()`` (its return value is the result text) with its
         output in a log file; returns whether it passed."""
-        from mobilenet_mm.tools_common import one_line
+        from mobilenet_mm.apis.cli import one_line
         missing = [n for n in needs if n in self.failed]
         key = f'{model}: {step}'
         if missing:

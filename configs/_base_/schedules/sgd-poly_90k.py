@@ -4,7 +4,7 @@
 # rate 0.01, 90k iterations, 769x769 crops, BN trained: tensorflow/models
 # issue 3677, maintainer's answer), its poly policy (power 0.9 to 0) and the
 # MobileNet weight decay of its arg scope (4e-5 on conv weights only: not on
-# BN, depthwise kernels or biases). Total batch 16, see cityscapes_lraspp.py.
+# BN, depthwise kernels or biases). Total batch 16, see ../datasets/cityscapes_769x769.py.
 # Why 90k and not another published schedule (issue 14):
 # - [V3] section 6.4 names DeepLab's protocol, and TF DeepLab is the code the
 #   paper's LR-ASPP was trained with: its released MobileNetV3 Cityscapes
@@ -18,7 +18,7 @@
 # - PaddleSeg's 80k (configs/lraspp/lraspp_mobilenetv3_cityscapes_1024x512_
 #   80k.yml, 72.33) starts from ImageNet (SSLD) weights, lr 0.005, OHEM: no
 #   basis for from-scratch training; it supports the same order of
-#   iterations for lraspp_v3_large_imagenet_cityscapes.py.
+#   iterations for lraspp_mobilenetv3-large-d16-imagenet_4xb4-90k_cityscapes-769x769.py.
 # Unverified here (no Cityscapes, no GPU): configs/README.md lists it.
 # mmseg 1.x runs what train_cfg says (a legacy `runner=` key is ignored):
 # tests/models/test_lraspp_configs.py builds the loop and checks max_iters.

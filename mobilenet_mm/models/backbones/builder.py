@@ -18,16 +18,22 @@ from .specs import (ACTIVATIONS, ArchSpec, BlockSpec, ConvSpec, FusedIBSpec,
 @dataclass(frozen=True)
 class StageInfo:
     """What a stage returns: channels and output stride (``reduction``),
-    and the channels of the two taps that lie at this stage's stride, if
-    the blocks have them: the 1x1 expansion output of the *next* stage's
-    first block, and the depthwise output of this stage's last block."""
+    and the channels of the taps that lie at this stage's stride, if the
+    blocks have them: the 1x1 expansion output of the *next* stage's first
+    block, the depthwise output of this stage's last block, and the output
+    of this stage's first block."""
     channels: int
     reduction: int
     expansion_channels: Optional[int]
     depthwise_channels: Optional[int] = None
+    first_block_channels: Optional[int] = None
 
 
 REDUCED_TAIL_RULES = ('detection', 'segmentation')
+# Which dilation the block whose stride ``output_stride`` removes gets:
+# 'tf' the previous one (TF-slim, timm), 'torchvision' the new one
+# (torchvision's ``dilated=True``, behind its LR-ASPP).
+DILATION_RULES = ('tf', 'torchvision')
 
 
 def reduce_tail(arch: ArchSpec, rule: str = 'detection') -> ArchSpec:
@@ -137,12 +143,19 @@ class _BlockFactory:
         raise TypeError(f'unknown block spec {spec!r}')
 
 
+def first_block_position(stage_index: int) -> int:
+    """Position of a stage's first block (stage 0 starts with the stem
+    conv, which is no block)."""
+    return 1 if stage_index == 0 else 0
+
+
 def build_stages(arch: ArchSpec,
                  widen_factor: float = 1.0,
                  output_stride: int = 32,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
-                 drop_path_rate: float = 0.
+                 drop_path_rate: float = 0.,
+                 dilation_rule: str = 'tf'
                  ) -> Tuple[nn.ModuleList, List[StageInfo]]:
     """Build the stem and five stages of ``arch``.
 
@@ -150,10 +163,14 @@ def build_stages(arch: ArchSpec,
     ``i`` ends at output stride ``2 ** (i + 1)`` (or ``output_stride`` once
     that is reached: further strides become dilation; the block whose stride
     is removed keeps the previous dilation, later blocks get the new one, as
-    in TF-slim and timm).
+    in TF-slim and timm; with ``dilation_rule='torchvision'`` that block
+    gets the new one too).
 
     Drop-path rates grow linearly with the block index, as in timm.
     """
+    if dilation_rule not in DILATION_RULES:
+        raise ValueError(f'dilation_rule {dilation_rule!r}; allowed: '
+                         f'{DILATION_RULES}')
     factory = _BlockFactory(arch, widen_factor, norm_cfg or dict(type='BN'),
                             act_cfg)
     total_blocks = sum(len(stage) for stage in arch.stages)
@@ -170,6 +187,8 @@ def build_stages(arch: ArchSpec,
                 if reduction * stride > output_stride:
                     dilation *= stride
                     stride = 1
+                    if dilation_rule == 'torchvision':
+                        block_dilation = dilation
                 else:
                     reduction *= stride
             block = factory.block(spec, channels, table_channels, stride,
@@ -191,7 +210,10 @@ def build_stages(arch: ArchSpec,
         last = stage[-1]
         depthwise = (last.expanded_channels
                      if 'depthwise' in getattr(last, 'taps', ()) else None)
+        first = first_block_position(stage_index)
+        first_channels = (stage[first].out_channels if len(stage) > first
+                          else None)
         infos.append(StageInfo(last.out_channels, reductions[stage_index],
-                               expansion, depthwise))
+                               expansion, depthwise, first_channels))
     return nn.ModuleList(stages), infos
 

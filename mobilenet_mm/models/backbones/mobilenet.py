@@ -12,12 +12,13 @@ from .arch_v1 import V1_ARCHS
 from .arch_v2 import V2_ARCHS
 from .arch_v3 import V3_ARCHS
 from .arch_v4 import V4_ARCHS
-from .builder import (REDUCED_TAIL_RULES, StageInfo, build_stages,
-                      drop_last_conv, reduce_tail)
+from .builder import (DILATION_RULES, REDUCED_TAIL_RULES, StageInfo,
+                      build_stages, drop_last_conv, first_block_position,
+                      reduce_tail)
 from .specs import ArchSpec
 
 NUM_STAGES = 5
-OUTPUT_TYPES = ('output', 'expansion', 'depthwise')
+OUTPUT_TYPES = ('output', 'expansion', 'depthwise', 'first_block')
 CHANNELS_LAST_MODES = (False, True, 'cpu')
 # The papers and timm go up to 1.4-2.0; far beyond is a typo (1e9 would try
 # to allocate petabytes), NaN/inf fail later in ceil().
@@ -43,11 +44,18 @@ class MobileNet(BaseModule):
             ``expansion_output``; SSDLite's first feature map), or
             ``'depthwise'``: the depthwise conv output (after its
             activation, before SE) of this stage's last block (TF's
-            ``depthwise_output``; TF DeepLab's LR-ASPP low-level input).
+            ``depthwise_output``; TF DeepLab's LR-ASPP low-level input), or
+            ``'first_block'``: the output of this stage's first block
+            (torchvision's LR-ASPP low-level input, ``features[4]`` of
+            V3-Large: the strided 40-channel block, not the stage output).
             ``None`` means all ``'output'``.
         frozen_stages: stages 0..frozen_stages are frozen (-1: none).
         norm_eval: keep BatchNorm layers in eval mode while training.
         output_stride: 32, 16 or 8; strides beyond it become dilation.
+        dilation_rule: ``'tf'`` (default): the block whose stride is
+            removed keeps the previous dilation (TF-slim, timm);
+            ``'torchvision'``: it gets the new one (torchvision's
+            ``dilated=True``).
         reduced_tail: halve the channels of the last stage. ``True`` or
             ``'detection'``: [V3] section 6.3 / torchvision (the first
             block's expansion is kept); ``'segmentation'``: TF DeepLab's
@@ -95,6 +103,7 @@ class MobileNet(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  output_stride: int = 32,
+                 dilation_rule: str = 'tf',
                  reduced_tail=False,
                  with_last_conv: bool = True,
                  with_cp: bool = False,
@@ -124,6 +133,9 @@ class MobileNet(BaseModule):
         if output_stride not in (8, 16, 32):
             raise ValueError(f'{name}: output_stride must be 8, 16 or 32, '
                              f'got {output_stride!r}')
+        if dilation_rule not in DILATION_RULES:
+            raise ValueError(f'{name}: dilation_rule must be one of '
+                             f'{DILATION_RULES}, got {dilation_rule!r}')
         if not isinstance(frozen_stages, int) or not (
                 -1 <= frozen_stages < NUM_STAGES):
             raise ValueError(f'{name}: frozen_stages must be -1 (none) to '
@@ -166,7 +178,7 @@ class MobileNet(BaseModule):
         self.arch_spec = spec
         self.stages, self.stage_infos = build_stages(
             spec, widen_factor, output_stride, norm_cfg, act_cfg,
-            drop_path_rate)
+            drop_path_rate, dilation_rule)
         self._check_taps(name, arch)
         self._last_stage = max(
             index + (out_type == 'expansion')
@@ -194,6 +206,7 @@ class MobileNet(BaseModule):
         """Check the requested taps exist; plan which block yields each:
         ``self._tap_plan[(stage, position)] = (out index, out type)``."""
         self._tap_plan = {}
+        self._first_block_taps = {}  # stage -> (out index, 'first_block')
         for index, out_type in zip(self.out_indices, self.out_types):
             info = self.stage_infos[index]
             if out_type == 'expansion' and info.expansion_channels is None:
@@ -208,7 +221,13 @@ class MobileNet(BaseModule):
                     f'{name}({arch}): stage {index} has no depthwise tap: '
                     'its last block has no depthwise conv after an '
                     'expansion')
-            if out_type != 'output':
+            if out_type == 'first_block':
+                if info.first_block_channels is None:
+                    raise ValueError(f'{name}({arch}): stage {index} has no '
+                                     'block (only the stem conv)')
+                # Read after the block has run: no block-level tap needed.
+                self._first_block_taps[index] = (index, out_type)
+            elif out_type != 'output':
                 stage, position = ((index + 1, 0) if out_type == 'expansion'
                                    else (index, len(self.stages[index]) - 1))
                 _, other = self._tap_plan.setdefault((stage, position),
@@ -241,6 +260,7 @@ class MobileNet(BaseModule):
             'output': lambda info: info.channels,
             'expansion': lambda info: info.expansion_channels,
             'depthwise': lambda info: info.depthwise_channels,
+            'first_block': lambda info: info.first_block_channels,
         }
         return tuple(
             channels[kind](info)
@@ -329,6 +349,9 @@ class MobileNet(BaseModule):
                     x = self._run(block, x)
                 else:
                     x, features[wanted] = self._run(block, x, tap=wanted[1])
+                if (position == first_block_position(index)
+                        and index in self._first_block_taps):
+                    features[self._first_block_taps[index]] = x
             features[(index, 'output')] = x
         outs = tuple(features[(index, kind)] for index, kind in zip(
             self.out_indices, self.out_types))

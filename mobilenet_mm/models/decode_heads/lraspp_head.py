@@ -121,6 +121,8 @@ class LRASPPHead(BaseDecodeHead):
         pool_stride: gate pool stride as fractions of the high-level map.
         gate_act_cfg: the gate's activation (paper: sigmoid; TF's released
             models use ``dict(type='HSigmoid', bias=3.0, divisor=6.0)``).
+        gate_bias: whether the gate's 1x1 conv has a bias (torchvision's
+            LR-ASPP has none).
         norm_cfg: norm after the high-level 1x1 conv (paper: BN).
         dropout_ratio: dropout before the high-level class conv (the paper
             has none).
@@ -143,6 +145,7 @@ class LRASPPHead(BaseDecodeHead):
                  pool_kernel: Sequence[float] = PAPER_POOL_KERNEL,
                  pool_stride: Sequence[float] = PAPER_POOL_STRIDE,
                  gate_act_cfg: dict = dict(type='Sigmoid'),
+                 gate_bias: bool = True,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  dropout_ratio: float = 0.,
                  init_cfg: dict = dict(
@@ -173,8 +176,8 @@ class LRASPPHead(BaseDecodeHead):
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         # No norm on the gate, as in the paper and TF's SE-style pooling.
         self.gate_conv = ConvModule(
-            high_channels, channels, 1, conv_cfg=self.conv_cfg,
-            norm_cfg=None, act_cfg=gate_act_cfg)
+            high_channels, channels, 1, bias=gate_bias,
+            conv_cfg=self.conv_cfg, norm_cfg=None, act_cfg=gate_act_cfg)
         self.conv_seg_low = nn.Conv2d(low_channels, self.out_channels, 1)
 
     def forward(self, inputs):

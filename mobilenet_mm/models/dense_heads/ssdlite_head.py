@@ -17,13 +17,18 @@ assignment and changes:
   first map, 6 on the others, scales 0.2-0.95);
 * the initialisation: normal, std 0.03 (TF release and torchvision);
 * the candidate selection when predicting: a partial top-k instead of a
-  full sort (same detections, see :meth:`_predict_by_feat_single`);
+  full sort (same detections, see :meth:`_predict_by_feat_single`), or
+  torchvision's per-class top-k over all maps (``test_cfg.topk_per_class``);
+* optional class outputs that no label uses (``unused_class_outputs``):
+  torchvision's COCO detectors predict 91 scores, 10 of them for ids COCO
+  never assigned; they share the softmax, so a converted model keeps them.
 * the NMS: mmcv's, or torchvision's where mmcv has no kernel for the
   device (:class:`~mobilenet_mm.models.utils.AnyDeviceNMSMixin`).
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.structures.bbox import cat_boxes
@@ -57,8 +62,16 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         reg_decoded_bbox: regress decoded boxes (for IoU losses).
         train_cfg: mmdet anchor-head training config; needs
             ``neg_pos_ratio``.
-        test_cfg: mmdet dense-head test config (nms, score_thr, ...).
+        test_cfg: mmdet dense-head test config (nms, score_thr, ...);
+            ``topk_per_class=K`` selects torchvision's candidates (per class,
+            the K best anchors of all maps above ``score_thr``) in place of
+            ``nms_pre`` (per map, the best (anchor, class) pairs).
         init_std: std of the normal initialisation of every conv.
+        unused_class_outputs: softmax outputs after the background that no
+            label uses (class outputs: ``num_classes`` labels, background,
+            then these). torchvision's COCO models have 10 (its 91 outputs
+            hold the ids COCO left unassigned, "N/A"); never predicted and
+            never a training target, but part of the softmax's sum.
     """
 
     def __init__(self,
@@ -81,7 +94,8 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
                  reg_decoded_bbox: bool = False,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
-                 init_std: float = 0.03) -> None:
+                 init_std: float = 0.03,
+                 unused_class_outputs: int = 0) -> None:
         if loss_cls.get('use_sigmoid', False):
             raise ValueError(
                 'SSDLiteHead: loss_cls must be a softmax loss '
@@ -96,6 +110,16 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
                     'SSDLiteHead: train_cfg.smoothl1_beta (mmdet SSDHead) is '
                     "not read here; set loss_bbox=dict(type='SmoothL1Loss', "
                     'beta=...) instead')
+        if isinstance(unused_class_outputs, bool) or not isinstance(
+                unused_class_outputs, int) or unused_class_outputs < 0:
+            raise ValueError('SSDLiteHead: unused_class_outputs must be an '
+                             f'int >= 0, got {unused_class_outputs!r}')
+        if test_cfg is not None and test_cfg.get('topk_per_class', 0) > 0 \
+                and test_cfg.get('nms_pre', -1) > 0:
+            raise ValueError(
+                'SSDLiteHead: test_cfg sets both topk_per_class and nms_pre; '
+                'they are two candidate selections: set nms_pre=-1 with '
+                'topk_per_class (torchvision) or drop topk_per_class')
         in_channels = tuple(in_channels)
         super().__init__(
             num_classes=num_classes,
@@ -119,6 +143,23 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         self.loss_cls = MMDET_MODELS.build(loss_cls)
         self.loss_bbox = MMDET_MODELS.build(loss_bbox)
         self.init_std = init_std
+        self.unused_class_outputs = unused_class_outputs
+        if unused_class_outputs:
+            self.cls_out_channels += unused_class_outputs
+            for convs, priors in zip(self.cls_convs, self.num_base_priors):
+                last = convs[-1]
+                convs[-1] = nn.Conv2d(last.in_channels,
+                                      priors * self.cls_out_channels,
+                                      last.kernel_size, padding=last.padding)
+
+    @property
+    def class_layers(self) -> Tuple[str, ...]:
+        """The convs that output class scores (the last of each class
+        predictor), re-initialised when fine-tuning to other classes
+        (:func:`mobilenet_mm.engine.load_for_finetune`); the box predictors
+        are class-agnostic and carry over."""
+        return tuple(f'cls_convs.{i}.{len(convs) - 1}'
+                     for i, convs in enumerate(self.cls_convs))
 
     def init_weights(self) -> None:
         """Normal(0, init_std) convs, zero biases, BN (1, 0).
@@ -186,16 +227,28 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         num_classes = self.num_classes
         mlvl_deltas, mlvl_kept_priors, mlvl_scores, mlvl_labels = \
             [], [], [], []
-        for cls_score, bbox_pred, priors in zip(cls_score_list,
-                                                bbox_pred_list, mlvl_priors):
-            deltas = bbox_pred.permute(1, 2, 0).reshape(
-                -1, self.bbox_coder.encode_size)
-            logits = cls_score.permute(1, 2, 0).reshape(
-                -1, self.cls_out_channels)
-            if self.use_sigmoid_cls:
-                scores = logits.sigmoid()
-            else:  # background is the last class
-                scores = logits.softmax(-1)[:, :num_classes]
+        per_map = [(self._anchor_scores(cls_score), bbox_pred.permute(
+            1, 2, 0).reshape(-1, self.bbox_coder.encode_size), priors)
+                   for cls_score, bbox_pred, priors in zip(
+                       cls_score_list, bbox_pred_list, mlvl_priors)]
+        if cfg.get('topk_per_class', 0) > 0:
+            # torchvision SSD.postprocess_detections: per class, the best
+            # anchors of all maps together; top-k then the threshold is the
+            # same set as its threshold then top-k.
+            scores = torch.cat([m[0] for m in per_map])
+            num_keep = min(cfg['topk_per_class'], scores.shape[0])
+            scores, anchor_idxs = scores.topk(num_keep, dim=0)
+            labels = torch.arange(num_classes, device=scores.device).expand(
+                num_keep, num_classes)
+            above = scores > score_thr
+            anchor_idxs = anchor_idxs[above]
+            mlvl_scores.append(scores[above])
+            mlvl_labels.append(labels[above])
+            mlvl_deltas.append(torch.cat([m[1] for m in per_map])[anchor_idxs])
+            mlvl_kept_priors.append(
+                cat_boxes([m[2] for m in per_map])[anchor_idxs])
+            per_map = []
+        for scores, deltas, priors in per_map:
             scores = scores.reshape(-1)
             num_keep = scores.numel() if nms_pre <= 0 else min(
                 nms_pre, scores.numel())
@@ -219,3 +272,11 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         return self._bbox_post_process(
             results=results, cfg=cfg, rescale=rescale, with_nms=with_nms,
             img_meta=img_meta)
+
+    def _anchor_scores(self, cls_score: Tensor) -> Tensor:
+        """(anchors, num_classes) scores of one map of one image."""
+        logits = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels)
+        if self.use_sigmoid_cls:
+            return logits.sigmoid()
+        # background (then any unused outputs) after the classes
+        return logits.softmax(-1)[:, :self.num_classes]
