@@ -31,8 +31,8 @@ def test_dry_run_passes_every_step(tmp_path):
          str(tmp_path / 'run'), '--markdown', str(markdown)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = re.findall(r'^\| ([^|]+) \| ([^|]+) \| ([^|]+) \| [\d.]+ \|$',
-                      proc.stdout, re.M)
+    rows = re.findall(r'^\| ([^|]+) \| ([^|]+) \| ((?:[^|]|\\\|)+) \| '
+                      r'[\d.]+ \|$', proc.stdout, re.M)
     steps = {(step, model) for step, model, _ in rows}
     for model in MODELS:
         for step in ('train + validate', 'test --fuse', 'train --resume'):

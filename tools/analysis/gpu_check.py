@@ -185,6 +185,7 @@ class Table:
         return self._row(step, model, f'FAILED: {message}', seconds, False)
 
     def _row(self, step, model, result, seconds, ok=True):
+        result = str(result).replace('|', '\\|')  # a Markdown cell
         row = f'| {step} | {model} | {result} | {seconds:.1f} |'
         self.rows.append(row)
         print(row, flush=True)
