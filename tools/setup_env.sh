@@ -24,7 +24,7 @@
 #   interpreter's packages, mmcv is built against its torch (C++ standard
 #   from its version), and pip may not replace torch or torchvision.
 # * PYTHON (default python3), MOBILENET_MM_CACHE (wheel cache), MAX_JOBS.
-# The decisions are made in tools/setup/env_plan.py (tests/test_setup_plan.py).
+# The decisions are made in tools/setup/env_plan.py (tests/tools/test_setup_plan.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

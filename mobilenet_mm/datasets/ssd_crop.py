@@ -8,7 +8,7 @@ crop when *one* box reaches it: torchvision ``transforms.v2.RandomIoUCrop``
 ``ssd_random_crop`` (``min_object_covered`` of ``sample_distorted_bounding_
 box``, any box). On COCO-like images (about 7 boxes) mmdet's rule crops
 about half as often and keeps much more of the image (REFERENCE.md
-section 6; ``tests/test_ssd_crop.py`` compares the statistics with
+section 6; ``tests/datasets/test_ssd_crop.py`` compares the statistics with
 torchvision's).
 
 :class:`SSDIoUCrop` (``mobilenet_mm.SSDIoUCrop``) samples as torchvision

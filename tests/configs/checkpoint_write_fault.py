@@ -1,5 +1,5 @@
 """Test-only (imported through ``custom_imports`` by
-tests/test_checkpoint_order.py): makes the write of one checkpoint file
+tests/engine/test_checkpoint_order.py): makes the write of one checkpoint file
 fail or stall, as a full disk or a kill during the write would.
 
 ``MOBILENET_MM_TEST_CKPT_FAULT`` selects the file and the fault:

@@ -79,7 +79,7 @@ def convert_command(src, dst, config):
 def random_model(model, seed):
     """Random conv weights of unit gain (He, fan-in: torchvision's
     std-0.03 init leaves every map nearly constant and the scores tied)
-    and random BatchNorm statistics (tests/test_backbones.py)."""
+    and random BatchNorm statistics (tests/models/test_backbones.py)."""
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):

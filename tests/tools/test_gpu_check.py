@@ -92,7 +92,7 @@ def test_without_cuda_it_stops_in_one_line(capsys, monkeypatch):
 def test_every_config_trains_over_nccl_on_gpus():
     """tools/dist_train.sh on GPUs: mmengine's init_dist takes the backend
     from env_cfg.dist_cfg (the CPU path replaces it by gloo, see
-    tests/test_distributed.py). Our bases inherit mmdet's or mmseg's
+    tests/engine/test_distributed.py). Our bases inherit mmdet's or mmseg's
     default_runtime (a detection and a segmentation config are loaded) and
     no config file sets dist_cfg itself."""
     import glob

@@ -375,7 +375,7 @@ def acceptance_steps(table, name, config, metric, s: Settings, out_dir):
         run_tool('tools/test.py', [config, last, '--fuse', '--work-dir',
                                    test_work])
         value = metric_of([test_metrics(test_work)], metric, 'test --fuse')
-        # Folding BN changes float rounding only (tests/test_fuse.py):
+        # Folding BN changes float rounding only (tests/deploy/test_fuse.py):
         # the metric of the same checkpoint may move by a flipped box.
         if abs(value - val['metric']) > 0.05:
             raise StepFailed(f'{metric} {value:.4f} after fusing, '

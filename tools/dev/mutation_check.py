@@ -24,7 +24,7 @@ means something only if those tests pass without the mutation.
 
 Exit status 0 when every selected mutation was killed. This is a developer
 tool (minutes of CPU), not part of ``make test``;
-``tests/test_mutation_catalogue.py`` checks the catalogue itself there.
+``tests/tools/test_mutation_catalogue.py`` checks the catalogue itself there.
 """
 import argparse
 import os
