@@ -46,7 +46,8 @@ def test_dry_run_passes_every_step(tmp_path):
     # test of the same checkpoint agree.
     for step, model, result in rows:
         if step == 'test --fuse':
-            test, val = re.findall(r'(?:mAP|mIoU) ([\d.]+)', result)
+            test, val = re.findall(r'(?:mAP|mIoU|validation:) ([\d.]+)',
+                                   result)
             assert abs(float(test) - float(val)) <= 0.05
         if step == 'train --resume':
             assert 'iteration 2 -> 3' in result
