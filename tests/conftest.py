@@ -9,6 +9,7 @@ instead of loading script files by path.
 import os
 import os.path as osp
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -51,3 +52,43 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
         if name.endswith('gamma'):  # layer scale
             param.data.uniform_(0.05, 0.2, generator=generator)
     return model.eval()
+
+
+def _current_scope():
+    from mmengine.registry import DefaultScope
+    current = DefaultScope.get_current_instance()
+    return current.scope_name if current is not None else None
+
+
+# The default scope a test module sets when it is imported (many call
+# init_default_scope('mmdet') at the top): its tests run in that scope
+# whichever module was imported, or ran, last.
+_MODULE_SCOPES = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    if not isinstance(collector, pytest.Module):
+        yield
+        return
+    before = _current_scope()
+    yield
+    after = _current_scope()
+    if after is not None and after != before:
+        _MODULE_SCOPES[str(collector.path)] = after
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope(request):
+    """Each test starts in its module's scope and leaves mmengine's default
+    scope as it found it: a test that sets 'mmseg' must not change how a
+    later test's bare type names resolve (the tests run in any order, and
+    in parallel workers)."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    saved = DefaultScope._instance_dict.copy()
+    scope = _MODULE_SCOPES.get(str(request.path))
+    if scope is not None:
+        init_default_scope(scope)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

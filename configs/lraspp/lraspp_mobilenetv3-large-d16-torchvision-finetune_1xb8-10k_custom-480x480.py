@@ -65,13 +65,13 @@ model = dict(
     decode_head=dict(num_classes=num_classes))
 
 custom_hooks = [
+    # A list replaces the base's: its two guards are restated here.
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
     dict(
         type='mobilenet_mm.FinetuneHook',
         # <- the converted torchvision checkpoint
         checkpoint='checkpoints/lraspp_mobilenet_v3_large_mm.pth'),
-    # A list replaces the base's: its two hooks are restated here.
-    dict(type='mobilenet_mm.NanGuardHook'),
-    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
 ]
 
 # A shorter schedule at half the learning rate (ours, not tuned).

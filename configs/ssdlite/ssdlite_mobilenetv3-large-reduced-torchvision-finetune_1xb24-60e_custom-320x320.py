@@ -42,13 +42,13 @@ test_evaluator = val_evaluator
 
 custom_hooks = [
     dict(type='mobilenet_mm.ClassCountCheckHook'),
+    # A list replaces the base's: its two guards are restated here.
+    dict(type='mobilenet_mm.NanGuardHook'),
+    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
     dict(
         type='mobilenet_mm.FinetuneHook',
         # <- the converted torchvision checkpoint
         checkpoint='checkpoints/ssdlite320_mobilenet_v3_large_coco_mm.pth'),
-    # A list replaces the base's: its two guards are restated here.
-    dict(type='mobilenet_mm.NanGuardHook'),
-    dict(type='mobilenet_mm.CheckpointIONoticeHook'),
 ]
 
 # A short schedule at a tenth of the from-scratch learning rate (ours, not

@@ -98,6 +98,8 @@ def check_cfg_options(cfg, options: Optional[Mapping]) -> None:
             if part in node:
                 node = node[part]
                 continue
+            if depth == 0 and part in RUNNER_KEYS:
+                break  # a Runner argument the config may leave out
             siblings = list(node.keys())
             if depth == 0:
                 siblings += list(RUNNER_KEYS)

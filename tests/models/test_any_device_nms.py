@@ -163,16 +163,19 @@ def test_portable_focal_loss_is_mmdets_focal_loss():
     from mobilenet_mm.models.losses import PortableFocalLoss
     cfg = Config.fromfile(
         osp.join(ROOT, 'configs', 'retinanet',
-                 'retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-384x384.py'))
+                 'retinanet_mobilenetv4-conv-medium-imagenet_8xb32-600e_coco-'
+                 '384x384.py'))
     loss = MODELS.build(cfg.model.bbox_head.loss_cls)
     assert isinstance(loss, PortableFocalLoss)
-    assert (loss.gamma, loss.alpha, loss.use_sigmoid) == (2.0, 0.25, True)
+    assert (loss.gamma, loss.alpha, loss.use_sigmoid) == (1.5, 0.25, True)
     pred = torch.randn(50, 80)
     target = torch.randint(0, 81, (50, ))  # 80 = background
     weight = torch.rand(50)
     one_hot = F.one_hot(target, 81)[:, :80]
-    expected = FocalLoss()(pred, target, weight, avg_factor=7.)
+    expected = FocalLoss(gamma=1.5, alpha=0.25)(pred, target, weight,
+                                                avg_factor=7.)
     assert torch.allclose(loss(pred, target, weight, avg_factor=7.),
                           expected)
-    assert torch.allclose(FocalLoss()(pred, one_hot, weight, avg_factor=7.),
-                          expected)
+    assert torch.allclose(
+        FocalLoss(gamma=1.5, alpha=0.25)(pred, one_hot, weight,
+                                          avg_factor=7.), expected)

@@ -136,7 +136,7 @@ def test_evaluated_at_1024x2048_with_iou_metric(path):
     assert cfg.val_evaluator.type == 'IoUMetric'
     assert cfg.model.test_cfg.mode == 'whole'
     resize = [s for s in cfg.test_pipeline if s['type'] == 'Resize']
-    if 'torchvision_coco' in path:  # Pascal VOC, shorter side 520
+    if '-torchvision_' in path:  # Pascal VOC, shorter side 520
         assert resize[0]['scale'] == (2048, 520)
         assert cfg.val_dataloader.dataset.data_root == 'data/VOCdevkit/VOC2012'
     elif 'custom' not in path:

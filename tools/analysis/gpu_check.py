@@ -275,7 +275,10 @@ def acceptance_config(name, base, task, data_root, s: Settings, out_dir):
             f'model = dict(bbox_head=dict({head}),',
             # RetinaNet's prior (p = 0.01) keeps a few-iteration model under
             # its 0.05 score floor: the metric would see no detections.
-            '             test_cfg=dict(score_thr=0.001))',
+            '             test_cfg=dict(score_thr=0.001),',
+            # From scratch: the RetinaNet configs start their backbone from
+            # a converted ImageNet file the user provides, not here.
+            '             backbone=dict(init_cfg=None))',
             'train_pipeline = [',
             "    dict(type='LoadImageFromFile'),",
             "    dict(type='LoadAnnotations', with_bbox=True),",
@@ -328,7 +331,8 @@ def acceptance_config(name, base, task, data_root, s: Settings, out_dir):
             'persistent_workers=False,',
             '    dataset=dict(data_root=data_root, pipeline=test_pipeline))',
             'test_dataloader = val_dataloader',
-            'model = dict(data_preprocessor=dict(size=crop_size))',
+            'model = dict(data_preprocessor=dict(size=crop_size), '
+            'backbone=dict(init_cfg=None))',
         ]
     lines += [
         # A short schedule: constant lr, validation at the end, a
