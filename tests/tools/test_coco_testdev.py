@@ -51,6 +51,7 @@ def testdev_root(tmp_path_factory):
 
 
 def test_tools_test_writes_the_server_file(testdev_root, tmp_path):
+    init_default_scope('mmdet')
     cfg = Config.fromfile(CONFIG)
     model = MODELS.build(cfg.model)
     model.init_weights()
