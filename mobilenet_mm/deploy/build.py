@@ -49,6 +49,20 @@ def load_config_file(path: str):
     return Config.fromfile(path)
 
 
+def export_shape(cfg, shape: Optional[Tuple[int, int]],
+                 config_path: str) -> Tuple[int, int]:
+    """``shape`` (a ``--shape H W`` argument) if given, else the config's
+    own input size; a config without one is a one-line CLIError."""
+    if shape:
+        return tuple(shape)
+    from ..analysis.model_stats import config_input_shape
+    from ..errors import CLIError
+    try:
+        return config_input_shape(cfg)
+    except ValueError as e:
+        raise CLIError(f'{config_path}: {e}') from None
+
+
 def build_config_model(cfg, shape: Optional[Tuple[int, int]] = None,
                        seed: int = 0) -> torch.nn.Module:
     """The detector or segmentor of ``cfg`` (a path or a Config) with random

@@ -116,18 +116,11 @@ def main(argv=None) -> int:
                        f'{args.config} is a segmentation config')
     state = read_state_dict(args.checkpoint) if args.checkpoint else None
 
-    from mobilenet_mm.analysis.model_stats import config_input_shape
     from mobilenet_mm.deploy import fuse_conv_bn
-    from mobilenet_mm.deploy.build import build_checkpoint_model
+    from mobilenet_mm.deploy.build import build_checkpoint_model, export_shape
     from mobilenet_mm.deploy.onnx_export import (build_export_module,
                                                  export_onnx, verify_export)
-    if args.shape:
-        shape = tuple(args.shape)
-    else:
-        try:
-            shape = config_input_shape(cfg)
-        except ValueError as e:
-            raise CLIError(f'{args.config}: {e}') from None
+    shape = export_shape(cfg, args.shape, args.config)
     model = build_checkpoint_model(cfg, task, shape, args.checkpoint, state)
     model.to(device).eval()
     if args.fuse:

@@ -88,18 +88,11 @@ def default_path(config: str, suffix: str) -> str:
 def export_float(args, cfg, task, path):
     """Export the checkpoint's model with our exporter and check it; the
     exported module (for the report)."""
-    from mobilenet_mm.analysis.model_stats import config_input_shape
-    from mobilenet_mm.deploy.build import build_checkpoint_model
+    from mobilenet_mm.deploy.build import build_checkpoint_model, export_shape
     from mobilenet_mm.deploy.onnx_export import (build_export_module,
                                                  export_onnx, verify_export)
     state = read_state_dict(args.checkpoint)
-    if args.shape:
-        shape = tuple(args.shape)
-    else:
-        try:
-            shape = config_input_shape(cfg)
-        except ValueError as e:
-            raise CLIError(f'{args.config}: {e}') from None
+    shape = export_shape(cfg, args.shape, args.config)
     model = build_checkpoint_model(cfg, task, shape, args.checkpoint, state)
     wrapper = build_export_module(model, shape)
     export_onnx(wrapper, shape, path, metadata=dict(
