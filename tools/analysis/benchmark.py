@@ -155,8 +155,11 @@ def parse_args(argv=None):
                         help='whole models the layout suite times after '
                         'the backbones (segmenters at --seg-size)')
     parser.add_argument('--int8-configs', nargs='+', default=[
-        'configs/ssdlite_v3.py', 'configs/ssdlite_v4_conv_small.py',
-        'configs/lraspp_v3_large_cityscapes.py'],
+        'configs/ssdlite_v3.py',
+        'configs/ssdlite/ssdlite_mobilenetv4-conv-small-scratch_8xb24-'
+        '660e_coco-320x320.py',
+        'configs/lraspp/lraspp_mobilenetv3-large-rf2-d16_4xb4-90k_'
+        'cityscapes-769x769.py'],
                         help='models of the int8 suite')
     parser.add_argument('--int8-seg-size', type=parse_size,
                         default=(512, 1024),
