@@ -9,6 +9,7 @@ prints it. Each message names the bad value and where it came from. Errors
 met later (a bad image or label file inside the data loader, a NaN loss)
 are printed the same way.
 """
+import argparse
 import os.path as osp
 import re
 import sys
@@ -17,7 +18,10 @@ from typing import Callable, Optional, Sequence
 
 from ..errors import UserError
 
-__all__ = ['run_cli', 'one_line', 'destroy_process_group']
+__all__ = [
+    'run_cli', 'one_line', 'destroy_process_group', 'parse_size',
+    'positive_int'
+]
 
 
 def run_cli(main: Callable[[Optional[Sequence[str]]], int],
@@ -80,3 +84,24 @@ def one_line(error: BaseException) -> str:
     if 'Original Traceback' in text and lines:
         return _WORKER_PREFIX.sub('', lines[-1].strip(), count=1)
     return ' '.join(line.strip() for line in lines)
+
+
+# -- argparse types of the analysis tools -----------------------------------
+def parse_size(text: str):
+    """``HxW`` (e.g. ``224x224``) as ``(H, W)``; anything else is argparse's
+    one-line usage error."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'size {text!r} is not HxW (e.g. 224x224)')
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f'size {text!r} must be positive')
+    return height, width
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+    return value

@@ -51,7 +51,6 @@ import traceback
 import warnings
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
 DET_PAIR = ('configs/ssdlite_v3.py',
             'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
@@ -77,7 +76,7 @@ SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 
 
 def parse_args(argv=None):
-    from benchmark import parse_size, positive_int
+    from mobilenet_mm.apis.cli import parse_size, positive_int
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out-dir', help='work dirs, logs, data '
                         '(default: a new temporary folder)')
@@ -457,11 +456,11 @@ def optim_wrapper_for(model, cfg, amp: bool, dtype: str):
 def train_fn(config, task, shape, batch, device, amp, dtype, channels_last):
     """A closure running one synced training iteration of ``config`` with
     its backbone input NCHW or channels-last."""
-    from benchmark import build
     from mobilenet_mm.analysis.benchmark import (det_batch, random_images,
                                                  seg_train_batch,
                                                  set_backbone_layout, synced,
                                                  train_step_fn)
+    from mobilenet_mm.analysis.benchmark_suites import build
     from mobilenet_mm.deploy.build import load_config_file
     cfg = load_config_file(config)
     model = build(cfg, device, shape if task == 'det' else None)
@@ -480,9 +479,9 @@ def train_fn(config, task, shape, batch, device, amp, dtype, channels_last):
 
 def throughput_steps(table, s: Settings):
     import torch
-    from benchmark import config_name
     from mobilenet_mm.analysis.benchmark import (paired_benchmark,
                                                  peak_memory_mib)
+    from mobilenet_mm.analysis.benchmark_suites import config_name
     mode = f'AMP {s.amp_dtype}' if s.amp else 'float32, dry run'
     for task, (ours_cfg, peer_cfg), batch, shape in (
             ('det', DET_PAIR, s.det_batch, s.det_shape),
