@@ -8,6 +8,8 @@ instead of loading script files by path.
 """
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -27,12 +29,21 @@ def with_repo_on_path(env: dict, *paths: str) -> dict:
     return env
 
 
-def tool_env(**extra) -> dict:
+def tool_env(*paths: str, **extra) -> dict:
     """The environment for a tool run as a subprocess: one intra-op thread
     (torch's default pool slows tiny models down many times on a shared
-    2-core machine) and this checkout first on the path."""
+    2-core machine) and this checkout (then ``paths``) first on the path."""
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', **extra)
-    return with_repo_on_path(env)
+    return with_repo_on_path(env, *paths)
+
+
+def run_tool(*args, cwd: str = REPO, paths=(), timeout: float = 300):
+    """``python ARGS`` as a user runs it: a subprocess in ``cwd`` with
+    :func:`tool_env` (``paths`` after this checkout on PYTHONPATH), its
+    output captured as text."""
+    return subprocess.run([sys.executable, *map(str, args)],
+                          capture_output=True, text=True,
+                          env=tool_env(*paths), timeout=timeout, cwd=cwd)
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -29,7 +29,7 @@ from mmengine.config import Config
 from mobilenet_mm.datasets import (generate_cityscapes_segmentation,
                                    generate_coco_detection)
 
-from tests.conftest import REPO, TEST_CONFIGS as CONFIGS
+from tests.conftest import REPO, TEST_CONFIGS as CONFIGS, run_tool
 
 # Every shipped config: the family folders, the demo and the short entry
 # points at the top (not the _base_ parts).
@@ -71,17 +71,6 @@ def keep_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
-
-
-def run_host(tool, *args, cwd, env=None):
-    """A host tool as a user runs it: a subprocess, repo on the path."""
-    full = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    full['PYTHONPATH'] = os.pathsep.join(
-        [REPO] + [p for p in [full.get('PYTHONPATH')] if p])
-    full.update(env or {})
-    return subprocess.run([sys.executable, tool, *map(str, args)],
-                          capture_output=True, text=True, env=full,
-                          timeout=300, cwd=cwd)
 
 
 def output(proc):
@@ -132,12 +121,12 @@ class HostRun:
         self.tmp, self.config, self.tools = tmp, config, tools
         self.work_dir = str(tmp / 'work')
         train = osp.join(tools, 'train.py')
-        self.train = run_host(train, config, '--work-dir', self.work_dir,
+        self.train = run_tool(train, config, '--work-dir', self.work_dir,
                               cwd=tmp)
         assert_ok(self.train)
         self.latest, self.resume = 2, None
         if resume:
-            self.resume = run_host(
+            self.resume = run_tool(
                 train, config, '--work-dir', self.work_dir, '--resume',
                 '--cfg-options', 'train_cfg.max_iters=4', cwd=tmp)
             assert_ok(self.resume)
@@ -189,7 +178,7 @@ def test_host_train_resume_and_test(name, request):
         assert 'resumed' in output(run.resume).lower()
         assert 'Iter(train) [3/4]' in output(run.resume)
     assert checkpoint_state(run.checkpoint())['meta']['iter'] == run.latest
-    proc = run_host(osp.join(run.tools, 'test.py'), run.config,
+    proc = run_tool(osp.join(run.tools, 'test.py'), run.config,
                     run.checkpoint(), '--work-dir', str(run.tmp / 'test'),
                     cwd=run.tmp)
     assert_ok(proc)
@@ -207,7 +196,7 @@ def test_host_train_stops_on_nan_and_keeps_checkpoints(name, request):
     shutil.copytree(run.work_dir, work_dir)
     good = str(work_dir / f'iter_{run.latest}.pth')
     (work_dir / 'last_checkpoint').write_text(good)  # the copy's own
-    proc = run_host(
+    proc = run_tool(
         osp.join(run.tools, 'train.py'), run.config, '--work-dir', work_dir,
         '--resume', '--cfg-options', f'train_cfg.max_iters={run.latest + 2}',
         'model.data_preprocessor.std=[0,0,0]', cwd=run.tmp)
@@ -231,7 +220,7 @@ def test_host_seg_train_names_a_missing_label_file(seg):
     os.remove(label)
     config = write_config(seg.tmp / 'broken.py', 'host_lraspp.py', str(root),
                           False)
-    proc = run_host(osp.join(MMSEG_TOOLS, 'train.py'), config,
+    proc = run_tool(osp.join(MMSEG_TOOLS, 'train.py'), config,
                     '--work-dir', seg.tmp / 'broken_work', cwd=seg.tmp)
     assert proc.returncode != 0
     assert f'does not exist: {label}' in last_line(proc)

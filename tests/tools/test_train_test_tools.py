@@ -17,22 +17,18 @@ import torch
 from mobilenet_mm.datasets import (generate_cityscapes_segmentation,
                                    generate_coco_detection)
 
-from tests.conftest import REPO, with_repo_on_path
+from tests import conftest
+from tests.conftest import REPO
 
 CONFIGS = osp.join(REPO, 'tests', 'configs')
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
 
 
-def run_tool(*args, timeout=300):
-    env = dict(os.environ)
-    # One thread: on a shared 2-core machine, torch's default thread pool
-    # slows tiny models down by orders of magnitude.
-    env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    with_repo_on_path(env, CONFIGS)
-    return subprocess.run([sys.executable, *map(str, args)],
-                          capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=REPO)
+def run_tool(*args):
+    """Our tool in the repository, tests/configs on the path too (its
+    ``state_probe`` module)."""
+    return conftest.run_tool(*args, paths=(CONFIGS, ))
 
 
 def assert_ok(proc):
