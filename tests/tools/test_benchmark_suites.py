@@ -2,6 +2,7 @@
 tiny repeats and inputs. They check that each path runs and prints its
 rows; timings are never asserted."""
 import importlib
+import os.path as osp
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from mobilenet_mm.analysis.benchmark import (PairedResult, dense_conv_like,
                                              peak_memory_mib)
+from tests.conftest import REPO
 
 # | case | ours | peer | ratio | q1-q3 | target | status |
 RATIO_ROW = re.compile(r'^\| (?P<name>[^|]+) \| [\d.]+ \| [\d.]+ \| '
@@ -127,6 +129,19 @@ def test_bad_input_is_one_line(capsys):
         exit_info.value)
     with pytest.raises(SystemExit):
         run_benchmark(['--suite', 'madds', '--madds-archs', 'v9'], capsys)
+
+
+def test_a_detector_without_input_size_is_one_line(tmp_path, capsys):
+    """The onnx, int8 and layout suites size a detector by its test Resize
+    (deploy.build.export_shape); without one the run ends in one line."""
+    config = tmp_path / 'no_resize.py'
+    base = osp.join(REPO, 'configs', 'ssdlite_v3.py')
+    config.write_text(f'_base_ = [{base!r}]\n'
+                      "test_pipeline = [dict(type='LoadImageFromFile')]\n")
+    with pytest.raises(SystemExit, match='no_resize.py: no Resize with a '
+                       'scale in the test pipeline'):
+        run_benchmark(['--suite', 'onnx', '--onnx-configs', str(config)],
+                      capsys)
 
 
 def test_set_backbone_layout_switches_ours_and_hooks_a_peer():
