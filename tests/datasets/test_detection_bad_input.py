@@ -3,8 +3,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 from mmengine.config import Config
@@ -18,7 +16,7 @@ from mobilenet_mm.datasets.coco_checks import (CocoDataError, CocoDetection,
                                                check_num_classes)
 from mobilenet_mm.errors import CLIError
 
-from tests.conftest import REPO as ROOT
+from tests.conftest import REPO as ROOT, run_tool
 
 DEMO = osp.join(
     ROOT, 'configs', 'demo',
@@ -174,13 +172,10 @@ def test_train_tool_prints_one_line_and_keeps_work_dir(tmp_path, data):
     options = []
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         options.append(f'{key}.dataset.data_root={root}/')
-    result = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), DEMO,
-         '--work-dir', str(work_dir), '--cfg-options', *options,
-         f'val_evaluator.ann_file={root}/annotations/'
-         'instances_val2017.json'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    result = run_tool(
+        osp.join(ROOT, 'tools', 'train.py'), DEMO, '--work-dir', work_dir,
+        '--cfg-options', *options,
+        f'val_evaluator.ann_file={root}/annotations/instances_val2017.json')
     assert result.returncode == 1, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert f'annotation file is empty: {bad}' in lines[-1]

@@ -178,9 +178,7 @@ def test_train_tool_reports_a_bad_label_in_one_line(cityscapes, tmp_path,
     one line on stderr that names the label file."""
     import os
     import shutil
-    import subprocess
-    import sys
-    from tests.conftest import REPO as repo
+    from tests.conftest import run_tool
     root = str(tmp_path / 'data')
     shutil.copytree(cityscapes, root)
     paths = label_files(root)
@@ -191,14 +189,11 @@ def test_train_tool_reports_a_bad_label_in_one_line(cityscapes, tmp_path,
             write_label(path, np.zeros((32, 64)))
     roots = [f'{key}.dataset.data_root={root}' for key in (
         'train_dataloader', 'val_dataloader', 'test_dataloader')]
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py',
-         'configs/demo/lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_'
-         'synthetic-cityscapes-128x256.py', '--work-dir',
-         str(tmp_path / 'work'), '--cfg-options', *roots,
-         'train_cfg.max_iters=2'],
-        cwd=repo, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    proc = run_tool(
+        'tools/train.py', 'configs/demo/lraspp_mobilenetv3-large-rf2-d16_'
+        '1xb8-250iter_synthetic-cityscapes-128x256.py', '--work-dir',
+        tmp_path / 'work', '--cfg-options', *roots, 'train_cfg.max_iters=2',
+        timeout=600)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert 'Traceback' not in proc.stderr, proc.stderr[-2000:]

@@ -3,8 +3,6 @@ import filecmp
 import glob
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from mobilenet_mm.datasets import (DET_CLASSES, IGNORE_INDEX, SEG_CLASSES,
                                    generate_cityscapes_segmentation,
                                    generate_coco_detection)
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_tool
 
 
 def load_json(root, split):
@@ -182,15 +180,11 @@ def test_cityscapes_loads_in_mmseg(cityscapes):
 def test_cli(tmp_path):
     script = osp.join(REPO, 'tools', 'data', 'generate_synthetic.py')
     out = tmp_path / 'cs'
-    proc = subprocess.run(
-        [sys.executable, script, 'cityscapes', str(out), '--num-train', '2',
-         '--num-val', '1', '--size', '48', '96', '--seed', '2'],
-        capture_output=True, text=True)
+    proc = run_tool(script, 'cityscapes', out, '--num-train', '2',
+                    '--num-val', '1', '--size', '48', '96', '--seed', '2')
     assert proc.returncode == 0, proc.stderr
     assert len(glob.glob(str(out / 'gtFine' / '*' / '*' / '*.png'))) == 3
-    bad = subprocess.run(
-        [sys.executable, script, 'coco', str(tmp_path / 'x'), '--num-train',
-         '-1'], capture_output=True, text=True)
+    bad = run_tool(script, 'coco', tmp_path / 'x', '--num-train', '-1')
     assert bad.returncode == 2
     assert 'num_train must be an integer >= 0, got -1' in bad.stderr
     assert 'Traceback' not in bad.stderr

@@ -23,8 +23,6 @@ import os
 import os.path as osp
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -41,7 +39,7 @@ from mobilenet_mm.engine import AtomicLocalBackend
 from mobilenet_mm.utils import (CheckpointSaveError, find_resume_checkpoint,
                                 is_complete_checkpoint, read_last_checkpoint)
 
-from tests.conftest import REPO  # noqa: E402
+from tests.conftest import REPO, run_tool, start_tool  # noqa: E402
 CONFIGS = osp.join(REPO, 'tests', 'configs')
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 FAULT_ENV = 'MOBILENET_MM_TEST_CKPT_FAULT'
@@ -160,16 +158,6 @@ def test_last_checkpoint_directory_is_refused_before_training(tmp_path):
 
 # --------------------------------------------- tools/train.py, subprocess --
 
-def tool_env(fault=None):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO, CONFIGS] + [p for p in [env.get('PYTHONPATH')] if p])
-    env.pop(FAULT_ENV, None)
-    if fault:
-        env[FAULT_ENV] = fault
-    return env
-
-
 @pytest.fixture(scope='module')
 def seg_config(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('order')
@@ -190,10 +178,8 @@ default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=1))
 
 
 def train(cfg, work_dir, *extra, fault=None):
-    return subprocess.run(
-        [sys.executable, TRAIN, cfg, '--work-dir', str(work_dir), *extra],
-        capture_output=True, text=True, env=tool_env(fault), cwd=REPO,
-        timeout=300)
+    return run_tool(TRAIN, cfg, '--work-dir', work_dir, *extra,
+                    paths=[CONFIGS], env={FAULT_ENV: fault} if fault else {})
 
 
 def assert_only_complete_iter(work_dir, step):
@@ -211,11 +197,9 @@ def test_killed_then_failed_save_resumes_from_previous_checkpoint(
     work = tmp_path / 'work'
     # 1. Killed (SIGKILL) while iter_4.pth is half written: iter_2.pth and
     #    the last_checkpoint naming it stay.
-    with open(tmp_path / 'killed.log', 'w') as log:
-        proc = subprocess.Popen(
-            [sys.executable, TRAIN, seg_config, '--work-dir', str(work)],
-            stdout=log, stderr=subprocess.STDOUT,
-            env=tool_env('stall:iter_4.pth'), cwd=REPO)
+    proc = start_tool(TRAIN, seg_config, '--work-dir', work,
+                      log=tmp_path / 'killed.log', paths=[CONFIGS],
+                      env={FAULT_ENV: 'stall:iter_4.pth'})
     deadline = time.time() + 240
     partial = []
     while not partial and time.time() < deadline:

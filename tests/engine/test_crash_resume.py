@@ -16,8 +16,6 @@ import os
 import os.path as osp
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -25,7 +23,7 @@ import torch
 
 from mobilenet_mm.datasets import generate_coco_detection
 
-from tests.conftest import REPO, tool_env
+from tests.conftest import REPO, run_tool, start_tool
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 MAX_ITERS = 40
@@ -59,13 +57,12 @@ default_hooks = dict(checkpoint=dict(interval={INTERVAL}))
     return str(path)
 
 
-def train_cmd(cfg, work_dir, *extra):
-    return [sys.executable, TRAIN, cfg, '--work-dir', str(work_dir), *extra]
+def train_args(cfg, work_dir, *extra):
+    return [TRAIN, cfg, '--work-dir', work_dir, *extra]
 
 
-def run(cmd):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=tool_env(),
-                          cwd=REPO, timeout=600)
+def run(args):
+    proc = run_tool(*args, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -93,10 +90,7 @@ def kill_after_checkpoint(cfg, work_dir, log_path):
     """Start a run and SIGKILL it once ``last_checkpoint`` names a checkpoint
     and a later iteration has been logged. Returns the last logged
     iteration."""
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen(train_cmd(cfg, work_dir), stdout=log,
-                                stderr=subprocess.STDOUT, env=tool_env(),
-                                cwd=REPO)
+    proc = start_tool(*train_args(cfg, work_dir), log=log_path)
     marker = work_dir / 'last_checkpoint'
     deadline = time.time() + 300
     try:
@@ -169,7 +163,7 @@ def assert_same_iterations(records, reference, iterations, where):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(config, tmp_path):
     ref_dir, crash_dir = tmp_path / 'reference', tmp_path / 'crashed'
-    run(train_cmd(config, ref_dir))
+    run(train_args(config, ref_dir))
     (reference, ) = iteration_records(ref_dir).values()
     assert sorted(reference) == list(range(1, MAX_ITERS + 1))
     lrs = [reference[i]['lr'] for i in sorted(reference)]
@@ -193,7 +187,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(config, tmp_path):
         load(crash_dir / f'iter_{resumed_from}.pth'),
         load(ref_dir / f'iter_{resumed_from}.pth'), 'last checkpoint')
 
-    log = run(train_cmd(config, crash_dir, '--resume'))
+    log = run(train_args(config, crash_dir, '--resume'))
     assert f'resumed epoch: 0, iter: {resumed_from}' in log
     runs = iteration_records(crash_dir)
     resumed = runs[sorted(runs)[-1]]

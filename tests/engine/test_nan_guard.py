@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import mobilenet_mm  # noqa: F401  (registers the hook)
 from mobilenet_mm.engine import NanGuardHook, NonFiniteLossError
 
-from tests.conftest import REPO, with_repo_on_path
+from tests.conftest import REPO, run_tool, with_repo_on_path
 
 BATCH = 2
 BAD_ITER = 5  # 1-based, as the log counts
@@ -247,13 +247,10 @@ def test_train_tool_stops_in_one_line_and_keeps_the_checkpoint(tmp_path):
                    '\nval_dataloader = None\nval_cfg = None\n'
                    'val_evaluator = None\n')
     work = tmp_path / 'work'
-    env = with_repo_on_path(dict(os.environ, OMP_NUM_THREADS='1'))
 
     def train(*extra):
-        return subprocess.run(
-            [sys.executable, osp.join(REPO, 'tools', 'train.py'), str(cfg),
-             '--work-dir', str(work), *extra], capture_output=True,
-            text=True, env=env, cwd=REPO, timeout=300)
+        return run_tool(osp.join(REPO, 'tools', 'train.py'), cfg,
+                        '--work-dir', work, *extra)
 
     proc = train('--cfg-options', 'train_cfg.max_iters=2')
     assert proc.returncode == 0, proc.stderr[-3000:]

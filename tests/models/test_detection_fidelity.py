@@ -14,7 +14,6 @@ say why):
   keeps (unused) in the model it counts.
 """
 import glob
-import os
 import os.path as osp
 
 import pytest
@@ -159,15 +158,10 @@ def test_v3_rows_need_tf_class_count():
 def test_model_stats_tool_prints_the_starred_figures():
     """configs/ssdlite/README.md's starred V3 figure comes from the tool with the
     paper's class count given as a --cfg-options override."""
-    import subprocess
-    import sys
+    from tests.conftest import run_tool
     repo = ROOT
-    proc = subprocess.run(
-        [sys.executable, 'tools/analysis/model_stats.py',
-         'configs/ssdlite_v3.py', '--cfg-options',
-         'model.bbox_head.num_classes=89'],
-        capture_output=True, text=True, cwd=repo, timeout=300,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    proc = run_tool('tools/analysis/model_stats.py', 'configs/ssdlite_v3.py',
+                    '--cfg-options', 'model.bbox_head.num_classes=89')
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = [line for line in proc.stdout.splitlines()
            if line.startswith('| ssdlite_v3 |')][0]

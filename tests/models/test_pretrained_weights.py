@@ -1,8 +1,6 @@
 """Loading timm/torchvision ImageNet weights: init_cfg Pretrained (.pth and
 .safetensors) and tools/convert_weights.py."""
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ from mobilenet_mm.analysis.model_stats import build_reference_classifier
 from mobilenet_mm.models.backbones import (MobileNetV3, MobileNetV4,
                                            build_backbone_by_name)
 
-from tests.conftest import REPO as ROOT
+from tests.conftest import run_tool
 
 
 def _reference_state(library, name, seed=0):
@@ -98,9 +96,7 @@ def test_convert_weights_tool_output_loads_strictly(tmp_path):
     reference, state = _reference_state('timm', 'mobilenetv1_100')
     src, dst = str(tmp_path / 'v1.pth'), str(tmp_path / 'v1_mm.pth')
     torch.save(state, src)
-    result = subprocess.run(
-        [sys.executable, 'tools/convert_weights.py', src, dst, '--arch',
-         'v1'], cwd=ROOT, capture_output=True, text=True)
+    result = run_tool('tools/convert_weights.py', src, dst, '--arch', 'v1')
     assert result.returncode == 0, result.stderr
     assert 'dropped 2 classifier keys: classifier.weight, classifier.bias' \
         in result.stdout
@@ -111,14 +107,10 @@ def test_convert_weights_tool_output_loads_strictly(tmp_path):
         assert torch.allclose(backbone(x)[0], reference.forward_features(x),
                               rtol=1e-4, atol=1e-5)
     # Refuses to overwrite, and a mismatching arch is one clear line.
-    again = subprocess.run(
-        [sys.executable, 'tools/convert_weights.py', src, dst, '--arch',
-         'v1'], cwd=ROOT, capture_output=True, text=True)
+    again = run_tool('tools/convert_weights.py', src, dst, '--arch', 'v1')
     assert again.returncode != 0 and 'exists' in again.stderr
-    wrong = subprocess.run(
-        [sys.executable, 'tools/convert_weights.py', src,
-         str(tmp_path / 'x.pth'), '--arch', 'v2'], cwd=ROOT,
-        capture_output=True, text=True)
+    wrong = run_tool('tools/convert_weights.py', src, tmp_path / 'x.pth',
+                     '--arch', 'v2')
     assert wrong.returncode != 0
     assert wrong.stderr.strip().count('\n') == 0
     assert 'does not fit this architecture' in wrong.stderr

@@ -5,10 +5,7 @@ tools/convert_weights.py and run through mmdet's / mmseg's own inference
 APIs, the outputs equal torchvision's."""
 import copy
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +18,7 @@ from mobilenet_mm.models.torchvision_conversion import (COCO_UNASSIGNED_IDS,
                                                         coco91_columns,
                                                         coco_category_ids)
 
-from tests.conftest import REPO as ROOT  # noqa: E402
+from tests.conftest import REPO as ROOT, run_tool  # noqa: E402
 SSDLITE = osp.join(ROOT, 'configs', 'ssdlite',
                    'ssdlite_mobilenetv3-large-reduced-torchvision_8xb24-660e_'
                    'coco-320x320.py')
@@ -30,7 +27,6 @@ LRASPP = osp.join(ROOT, 'configs', 'lraspp',
                   '480x480.py')
 TOOL = osp.join(ROOT, 'tools', 'convert_weights.py')
 # warnings off: the error protocol is one line on stderr
-ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +67,7 @@ def convert(src, dst, config, capsys):
 
 def convert_command(src, dst, config):
     """The same, as a user runs it."""
-    return subprocess.run([sys.executable, TOOL, src, dst, '--config', config],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True,
-                          timeout=300)
+    return run_tool(TOOL, src, dst, '--config', config, cwd=ROOT)
 
 
 def random_model(model, seed):

@@ -2,11 +2,8 @@
 from an image-info file without annotations (the SSDLite-V3 test-dev config).
 """
 import json
-import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -23,7 +20,7 @@ init_default_scope('mmdet')
 from mmdet.datasets import CocoDataset  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 
-from tests.conftest import REPO  # noqa: E402
+from tests.conftest import REPO, run_tool  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'ssdlite',
                   'ssdlite_mobilenetv3-large-scratch_8xb24-660e_'
@@ -58,16 +55,12 @@ def test_tools_test_writes_the_server_file(testdev_root, tmp_path):
     checkpoint = tmp_path / 'model.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     prefix = tmp_path / 'out' / 'detections_test-dev2017'
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join(
-                   [REPO] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'test.py'), CONFIG,
-         str(checkpoint), '--work-dir', str(tmp_path / 'work'),
-         '--cfg-options', f'test_dataloader.dataset.data_root={testdev_root}/',
-         f'test_evaluator.ann_file={testdev_root / INFO}',
-         f'test_evaluator.outfile_prefix={prefix}'],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    proc = run_tool(
+        osp.join(REPO, 'tools', 'test.py'), CONFIG, checkpoint,
+        '--work-dir', tmp_path / 'work',
+        '--cfg-options', f'test_dataloader.dataset.data_root={testdev_root}/',
+        f'test_evaluator.ann_file={testdev_root / INFO}',
+        f'test_evaluator.outfile_prefix={prefix}')
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(f'{prefix}.bbox.json') as f:
         detections = json.load(f)

@@ -1,10 +1,7 @@
 """Train -> test with mmdet's COCO metric -> mmdet's own inference API, on a
 tiny synthetic data set and a few iterations of the demo config."""
 import glob
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,15 +9,13 @@ import pytest
 import mobilenet_mm  # noqa: F401
 from mobilenet_mm.datasets import DET_CLASSES, generate_coco_detection
 
-from tests.conftest import REPO as ROOT
+from tests.conftest import REPO as ROOT, run_tool
 
 SIZE = 96
-ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
 def _run(*args):
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV,
-                            capture_output=True, text=True, timeout=600)
+    result = run_tool(*args, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
 

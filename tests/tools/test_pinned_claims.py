@@ -33,6 +33,7 @@ from mobilenet_mm.errors import CLIError
 from mobilenet_mm.utils.checkpoint import check_state_dict_matches
 from mobilenet_mm.utils import checkpoint_safe_globals
 
+from tests import conftest  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 CONFIGS = osp.join(REPO, 'tests', 'configs')
 TRAIN = osp.join(REPO, 'tools', 'train.py')
@@ -48,9 +49,8 @@ def tool_env(**extra):
 
 
 def run_tool(*args, **env):
-    return subprocess.run([sys.executable, *map(str, args)],
-                          capture_output=True, text=True, env=tool_env(**env),
-                          cwd=REPO, timeout=300)
+    extra = [env.pop('PYTHONPATH')] if 'PYTHONPATH' in env else []
+    return conftest.run_tool(*args, paths=extra, env=env)
 
 
 def assert_ok(proc):
