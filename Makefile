@@ -12,8 +12,9 @@ setup:
 test: setup
 	# One intra-op thread: on small shared machines torch's default thread count
 	# makes the tiny training runs of the tests many times slower. Two
-	# workers (pytest-xdist), one per core; a test file runs in one worker.
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests -n 2 --dist loadfile $(PYTEST_ARGS)
+	# workers (pytest-xdist), one per core; a test file runs in one worker,
+	# the longest files first (tests/conftest.py: SLOWEST_FIRST).
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 demo: setup
 	OMP_NUM_THREADS=1 $(PYTHON) tools/demo.py

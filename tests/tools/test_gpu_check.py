@@ -4,12 +4,10 @@ throughput rows) and a failing step ends the run in one line."""
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import torch
 
-from tests.conftest import REPO as ROOT  # noqa: E402
+from tests.conftest import REPO as ROOT, run_tool  # noqa: E402
 
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'gpu_check.py')
 MODELS = ('ssdlite_v3', 'retinanet_v4_conv_medium',
@@ -22,14 +20,9 @@ def _load():
 
 
 def test_dry_run_passes_every_step(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join(
-                   [ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
     markdown = tmp_path / 'table.md'
-    proc = subprocess.run(
-        [sys.executable, TOOL, '--cpu-dry-run', '--out-dir',
-         str(tmp_path / 'run'), '--markdown', str(markdown)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    proc = run_tool(TOOL, '--cpu-dry-run', '--out-dir', tmp_path / 'run',
+                    '--markdown', markdown, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = re.findall(r'^\| ([^|]+) \| ([^|]+) \| ((?:[^|]|\\\|)+) \| '
                       r'[\d.]+ \|$', proc.stdout, re.M)
