@@ -8,12 +8,12 @@ import os
 import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config
 
 from mobilenet_mm.datasets import generate_cityscapes_segmentation
 
 from tests.conftest import REPO as ROOT  # noqa: E402
+from tests.engine.finetune_runs import run_log, short_run
 CUSTOM = osp.join(ROOT, 'configs', 'lraspp',
                   'lraspp_mobilenetv3-large-d16-torchvision-finetune_1xb8-10k_'
                   'custom-480x480.py')
@@ -52,12 +52,12 @@ def user_layout(root, num_train, num_val, seed):
     return root
 
 
-def tiny_run(work_dir, data_root, num_classes, iters, checkpoint=None):
+def tiny_run(work_dir, data_root, num_classes, iters, checkpoint=None,
+             validate=True):
     """The custom config as a user runs it, at the scenes' size, a short
-    AdamW schedule, without (checkpoint=None) or with the fine-tune hook."""
-    from mmengine.runner import Runner
+    AdamW schedule, without (checkpoint=None) or with the fine-tune hook;
+    returns the val metrics (``validate``)."""
     cfg = Config.fromfile(CUSTOM)
-    cfg.work_dir = work_dir
     cfg.model.decode_head.num_classes = num_classes
     cfg.model.data_preprocessor.size = SIZE
     load = dict(type='mobilenet_mm.LoadSegAnnotations',
@@ -75,51 +75,31 @@ def tiny_run(work_dir, data_root, num_classes, iters, checkpoint=None):
                               metainfo=dict(classes=names,
                                             palette=[[0, 0, 0]] *
                                             num_classes))
-        loader.num_workers = 0
-        loader.persistent_workers = False
     cfg.train_dataloader.batch_size = 4
     cfg.test_dataloader = cfg.val_dataloader
-    cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=dict(
-        type='AdamW', lr=4e-3, weight_decay=1e-4))
-    cfg.param_scheduler = []
-    cfg.train_cfg.update(max_iters=iters, val_interval=10 * iters)
-    cfg.custom_hooks = [] if checkpoint is None else [
-        dict(type='mobilenet_mm.FinetuneHook', checkpoint=checkpoint)]
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
-                                        by_epoch=False, interval=iters)
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
-    cfg.randomness = dict(seed=0)
-    cfg.launcher = 'none'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner, runner.val()['mIoU']
+    return short_run(cfg, work_dir, iters, lr=4e-3, checkpoint=checkpoint,
+                     validate=validate)[1]
 
 
 def test_finetuning_from_a_trained_checkpoint_beats_scratch(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        trained_data = user_layout(str(tmp_path / 'pretrain'), 24, 1, seed=1)
-        user_data = user_layout(str(tmp_path / 'user'), 8, 4, seed=2)
-        # "trained": torchvision's 21-class layout, on the other split
-        tiny_run(str(tmp_path / 'trained'), trained_data, 21, iters=100)
-        checkpoint = str(tmp_path / 'trained' / 'iter_100.pth')
-        # the user's data set: 3 classes (road, sidewalk, building; the
-        # other ids are ignored), the same short schedule twice
-        finetuned, finetuned_miou = tiny_run(
-            str(tmp_path / 'finetune'), user_data, 3, iters=15,
-            checkpoint=checkpoint)
-        _, scratch_miou = tiny_run(str(tmp_path / 'scratch'), user_data, 3,
-                                   iters=15)
-    finally:
-        torch.set_num_threads(threads)
+    trained_data = user_layout(str(tmp_path / 'pretrain'), 24, 1, seed=1)
+    user_data = user_layout(str(tmp_path / 'user'), 8, 4, seed=2)
+    # "trained": torchvision's 21-class layout, on the other split
+    tiny_run(str(tmp_path / 'trained'), trained_data, 21, iters=100,
+             validate=False)
+    checkpoint = str(tmp_path / 'trained' / 'iter_100.pth')
+    # the user's data set: 3 classes (road, sidewalk, building; the
+    # other ids are ignored), the same short schedule twice
+    finetuned_miou = tiny_run(str(tmp_path / 'finetune'), user_data, 3,
+                              iters=15, checkpoint=checkpoint)['mIoU']
+    scratch_miou = tiny_run(str(tmp_path / 'scratch'), user_data, 3,
+                            iters=15)['mIoU']
     print(f'\nmIoU after 15 iterations: from the trained checkpoint '
           f'{finetuned_miou:.1f}, from scratch {scratch_miou:.1f}')
     assert finetuned_miou > scratch_miou + 15
     # what was re-initialised, and why, is in the log
-    log = open(glob.glob(osp.join(str(tmp_path / 'finetune'), '*',
-                                  '*.log'))[0]).read()
     assert ('class layers decode_head.conv_seg, decode_head.conv_seg_low '
             "keep their new initialisation (they predict the checkpoint's "
             "classes, not this data set's); dropped checkpoint keys: " +
-            ', '.join(CLASS_KEYS)) in log
+            ', '.join(CLASS_KEYS)) in run_log(str(tmp_path / 'finetune'))
