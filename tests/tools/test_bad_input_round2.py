@@ -42,7 +42,8 @@ from mobilenet_mm.utils.preflight import check_batch_sizes, check_work_dir
 from mobilenet_mm.utils.result_checks import check_finite_state, check_metrics
 
 from tests.conftest import REPO, TEST_CONFIGS as CONFIGS, TOOLS, tool_env
-from tests.conftest import run_in_process, run_tool_in_process
+from tests.conftest import (restored_process_state, run_in_process,
+                            run_tool_in_process)
 TINY_DET = osp.join(CONFIGS, 'tiny_det.py')
 TINY_SEG = osp.join(CONFIGS, 'tiny_seg.py')
 HOST_LRASPP = osp.join(CONFIGS, 'host_lraspp.py')  # a shipped config, tiny
@@ -55,8 +56,9 @@ CUSTOM_SEG = osp.join(REPO, 'configs', 'lraspp',
 
 
 @pytest.fixture(scope='module', autouse=True)
-def _fast_base_lookup(fast_host_base_lookup):
-    """Configs with mmdet::/mmseg:: bases load in a fraction of the time."""
+def _fast_configs(fast_host_base_lookup, unformatted_config_text):
+    """Configs with mmdet::/mmseg:: bases load, and runners start, in a
+    fraction of the time."""
 
 
 def run_tool(*args, cwd=REPO):
@@ -360,25 +362,37 @@ def test_seg_tools_name_a_bad_image(cityscapes, seg_checkpoint, tmp_path,
     assert not list(work.rglob('*.pth'))
 
 
-@pytest.mark.parametrize('tool, content', [('train.py', 'empty'),
-                                           ('test.py', 'undecodable')])
-def test_mmseg_tools_name_a_bad_image(cityscapes, seg_checkpoint, tmp_path,
-                                      tool, content):
-    """mmseg's own train.py/test.py (its wheel's .mim/tools) print a
-    traceback; its last line is our one line, naming the file."""
+def test_mmseg_train_tool_names_a_bad_image(cityscapes, tmp_path):
+    """mmseg's own train.py (its wheel's .mim/tools), on a terminal: a
+    traceback, whose last line is our one line naming the file."""
     root = copy_cityscapes(cityscapes, tmp_path)
-    data, expected = BAD_CONTENT[content]
-    bad = damage_first(root, 'train' if tool == 'train.py' else 'val',
-                       'image', data)
-    config = seg_config(tmp_path / 'seg.py', root)
-    args = [config] + ([seg_checkpoint] if tool == 'test.py' else [])
-    proc = run_tool(osp.join(MMSEG_TOOLS, tool), *args, '--work-dir',
+    data, expected = BAD_CONTENT['empty']
+    bad = damage_first(root, 'train', 'image', data)
+    proc = run_tool(osp.join(MMSEG_TOOLS, 'train.py'),
+                    seg_config(tmp_path / 'seg.py', root), '--work-dir',
                     tmp_path / 'work', cwd=tmp_path)
     assert proc.returncode != 0
     last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
     assert last.startswith('mobilenet_mm.errors.ImageLoadError: image '
                            'cannot be loaded'), proc.stderr[-3000:]
     assert expected in last and bad in last, last
+
+
+def test_mmseg_test_tool_names_a_bad_image(cityscapes, seg_checkpoint,
+                                           tmp_path, monkeypatch):
+    """mmseg's own test.py, run as its ``__main__`` in this process: the
+    error it ends with (the last line of its traceback) names the file."""
+    import runpy
+    root = copy_cityscapes(cityscapes, tmp_path)
+    data, expected = BAD_CONTENT['undecodable']
+    bad = damage_first(root, 'val', 'image', data)
+    tool = osp.join(MMSEG_TOOLS, 'test.py')
+    monkeypatch.chdir(tmp_path)
+    with restored_process_state(), pytest.raises(ImageLoadError) as info:
+        sys.argv = [tool, seg_config(tmp_path / 'seg.py', root),
+                    seg_checkpoint, '--work-dir', str(tmp_path / 'work')]
+        runpy.run_path(tool, run_name='__main__')
+    raised_one_line(info, 'image cannot be loaded', expected, bad)
 
 
 # --------------------------------------------- 3. 16-bit label maps --
