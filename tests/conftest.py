@@ -6,6 +6,7 @@ the tests import these helpers as ``tests.conftest`` and the command-line
 tools as modules of the ``tools`` package (``from tools import train``)
 instead of loading script files by path.
 """
+import contextlib
 import os
 import os.path as osp
 import subprocess
@@ -263,3 +264,129 @@ def pytest_collection_modifyitems(items):
     here = osp.dirname(osp.abspath(__file__))
     items.sort(key=lambda item: rank.get(
         osp.relpath(str(item.path), here), len(rank)))
+
+
+def _manager_classes():
+    """mmengine's ManagerMixin classes (loggers, message hubs, visualizers,
+    default scopes): each keeps its named instances in ``_instance_dict``."""
+    from mmengine.utils import ManagerMixin
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+@contextlib.contextmanager
+def restored_process_state():
+    """Undo what a tool run in this process leaves behind: mmengine's named
+    loggers, message hubs, visualizers and default scopes (a later test's
+    ``print_log``, or crash report, would go to this run's log), the
+    environment (``LOCAL_RANK``...), ``sys.argv``, torch's and OpenCV's
+    thread counts and the RNG states the runner seeds."""
+    import random
+    import sys
+
+    import cv2
+    import numpy as np
+    managers = {cls: cls._instance_dict.copy() for cls in _manager_classes()
+                if '_instance_dict' in vars(cls)}
+    environ, threads = dict(os.environ), torch.get_num_threads()
+    cv2_threads = cv2.getNumThreads()  # mmengine's setup_env sets 0
+    rng = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    saved_argv = sys.argv
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        for cls in _manager_classes():  # also classes the run imported
+            if '_instance_dict' not in vars(cls):
+                continue
+            instances = managers.get(cls, {})
+            for name in set(cls._instance_dict) - set(instances):
+                for handler in getattr(cls._instance_dict[name], 'handlers',
+                                       []):
+                    handler.close()  # the run's log file
+            cls._instance_dict.clear()
+            cls._instance_dict.update(instances)
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv2_threads)
+        random.setstate(rng[0])
+        np.random.set_state(rng[1])
+        torch.set_rng_state(rng[2])
+
+
+def run_in_process(main, argv, capsys, prog):
+    """``main(argv)`` as a tool's ``__main__`` runs it
+    (:func:`mobilenet_mm.apis.run_cli`, ``sys.argv[0]`` = ``prog``, so its
+    messages start ``PROG: error:``), under :func:`restored_process_state`:
+    returns (exit status, non-empty stderr lines). ``sys.exit('message')``
+    is printed with status 1, as the interpreter does; an argparse usage
+    error (``sys.exit(2)``) raises SystemExit. Keep one subprocess test per
+    tool for what only a real terminal shows (output of imports and
+    workers)."""
+    import sys
+
+    from mobilenet_mm.apis import run_cli
+    argv = [str(a) for a in argv]
+    capsys.readouterr()
+    with restored_process_state():
+        sys.argv = [str(prog)] + argv
+        try:
+            status = run_cli(main, argv)
+        except SystemExit as exit_:
+            if not isinstance(exit_.code, str):
+                raise
+            # sys.exit('message'): the interpreter prints it, status 1.
+            print(exit_.code, file=sys.stderr)
+            status = 1
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.strip()]
+    return status, err
+
+
+def run_tool_in_process(tool, argv, capsys):
+    """``python tools/TOOL argv`` (``tool`` relative to tools/, e.g.
+    ``'train.py'``) in this process: :func:`run_in_process` of its
+    ``main``."""
+    import importlib
+    module = importlib.import_module(
+        osp.splitext(osp.relpath(osp.join(TOOLS, tool), REPO))[0].replace(
+            osp.sep, '.'))
+    return run_in_process(module.main, argv, capsys, osp.join(TOOLS, tool))
+
+
+@pytest.fixture(scope='module')
+def fast_host_base_lookup():
+    """In this process, for a module's tests: mmengine resolves each
+    ``mmdet::_base_/...`` / ``mmseg::_base_/...`` by parsing all of the
+    host's ~100 metafiles (seconds), only to fall back to the ``_base_``
+    path (base files have no metafile entry); skipping that search for
+    ``_base_/`` paths gives the same file at once. Subprocesses keep
+    mmengine's own lookup."""
+    import mmengine.config.config as mm_config
+    original = mm_config._get_external_cfg_path
+
+    def lookup(package_path, cfg_file):
+        if cfg_file.startswith('_base_/'):
+            raise ValueError(cfg_file)  # mmengine's fallback: the base path
+        return original(package_path, cfg_file)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mm_config, '_get_external_cfg_path', lookup)
+        yield
+
+
+@pytest.fixture(scope='module')
+def unformatted_config_text():
+    """In this process, for a module's tests: a Runner formats its config
+    with yapf to log and dump it (four times, seconds per run); here the
+    text stays unformatted (the same config). Subprocesses format it."""
+    import mmengine.config.config as mm_config
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mm_config, 'FormatCode',
+                      lambda text, style_config=None: (text, False))
+        yield

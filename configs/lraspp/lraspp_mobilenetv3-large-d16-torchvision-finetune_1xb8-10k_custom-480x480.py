@@ -39,7 +39,8 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 dataset = dict(
-    type='BaseSegDataset',
+    # mmseg's BaseSegDataset naming a bad image or label map in one line
+    type='mobilenet_mm.FolderSegmentation',
     data_root=data_root,
     metainfo=dict(classes=classes, palette=palette),
     img_suffix=img_suffix,

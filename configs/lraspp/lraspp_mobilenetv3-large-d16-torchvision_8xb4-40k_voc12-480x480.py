@@ -25,7 +25,8 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(
-    imports=['mobilenet_mm', 'mobilenet_mm.datasets.seg_transforms'],
+    imports=['mobilenet_mm', 'mobilenet_mm.datasets.seg_transforms',
+             'mobilenet_mm.datasets.seg_datasets'],
     allow_failed_imports=False)
 
 num_classes = 21
@@ -89,9 +90,15 @@ test_pipeline = [
     dict(type='mobilenet_mm.LoadSegAnnotations', num_classes=num_classes),
     dict(type='PackSegInputs'),
 ]
+# mmseg's PascalVOCDataset that names a 0-byte or undecodable image or label
+# map in one line (mobilenet_mm/datasets/seg_datasets.py).
+dataset_type = 'mobilenet_mm.VOCSegmentation'
 train_dataloader = dict(
-    batch_size=4, num_workers=4, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+    batch_size=4,
+    num_workers=4,
+    dataset=dict(type=dataset_type, pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type=dataset_type, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_iters = 40000

@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 
 from ..errors import CocoDataError
 from ..registry import DATASETS, HOOKS
+from .robust_loading import image_problem
 
 # mmdet's CocoDataset classes when a config gives no metainfo.
 _DEFAULT_CLASSES = CocoDataset.METAINFO['classes']
@@ -276,17 +277,6 @@ def check_detection_config(cfg,
         check_num_classes(cfg, key)
 
 
-def _image_problem(path: str) -> Optional[str]:
-    """Why the image at ``path`` cannot be used (missing, empty, truncated,
-    undecodable), else None: the checks of ``RobustLoadImageFromFile``."""
-    from .robust_loading import ImageLoadError, RobustLoadImageFromFile
-    try:
-        RobustLoadImageFromFile()._decode(path)
-    except ImageLoadError as e:
-        return str(e)
-    return None
-
-
 @DATASETS.register_module()
 class CocoDetection(CocoDataset):
     """mmdet's ``CocoDataset`` with the checks of this module.
@@ -329,7 +319,7 @@ class CocoDetection(CocoDataset):
             data = super().prepare_data(idx)
         except Exception:  # noqa: B902  (OSError, AssertionError, cv2.error)
             path = self.get_data_info(idx)['img_path']
-            problem = _image_problem(path)
+            problem = image_problem(path)
             if problem:
                 raise CocoDataError(f'image cannot be loaded: {problem} '
                                     f'(listed in {self.ann_file})') from None

@@ -18,6 +18,12 @@ handle these; see their docstrings. An image that cannot be used raises
 :class:`ImageLoadError`, a one-line message naming the file (the tools print
 it as their error line), or, with ``on_error='skip'``, is skipped with a
 warning.
+
+:func:`image_problem` runs the same checks on one file, for the data sets
+whose pipelines keep mmcv's loader (the inferencers look its name up):
+``mobilenet_mm.CocoDetection`` and the segmentation data sets of
+:mod:`mobilenet_mm.datasets.seg_datasets` call it when a sample fails, to
+name the file.
 """
 import io
 from typing import Optional
@@ -179,6 +185,17 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 f'channels={self.channels}, color_type={self.color_type!r}, '
                 f'imdecode_backend={self.imdecode_backend!r}, '
                 f'to_float32={self.to_float32})')
+
+
+def image_problem(path: str) -> Optional[str]:
+    """Why the image (or label map) at ``path`` cannot be used (missing,
+    empty, truncated, undecodable), as a line naming it; None if it decodes.
+    The checks of :class:`RobustLoadImageFromFile`."""
+    try:
+        RobustLoadImageFromFile()._decode(path)
+    except ImageLoadError as e:
+        return str(e)
+    return None
 
 
 @TRANSFORMS.register_module()

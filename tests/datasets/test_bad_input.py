@@ -7,14 +7,16 @@ boxes through mmdet's COCO parser and ``mobilenet_mm.SanitizeBoxes``; COCO
 annotation files through ``mobilenet_mm.datasets.coco_checks`` (called by
 ``tools/train.py``); label maps through ``mobilenet_mm.LoadSegAnnotations``;
 checkpoints through the safe loader on every path. NaN/inf losses:
-tests/engine/test_nan_guard.py.
+tests/engine/test_nan_guard.py. The tools run in this process
+(``run_tool_in_process``: their ``main`` under ``run_cli``, the path a
+script's error takes); one training run is a subprocess, for what only a
+real terminal shows.
 """
 import json
 import os
 import os.path as osp
 import shutil
 import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -26,36 +28,45 @@ import mobilenet_mm  # noqa: F401
 from mobilenet_mm.datasets import (ImageLoadError, RobustLoadImageFromFile,
                                    SanitizeBoxes, generate_coco_detection)
 
-from tests.conftest import REPO, tool_env
+from tests.conftest import REPO, run_tool, run_tool_in_process
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TINY_DET = osp.join(REPO, 'tests', 'configs', 'tiny_det.py')
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, *map(str, args)],
-                          capture_output=True, text=True, env=tool_env(),
-                          cwd=REPO,
-                          timeout=300)
+@pytest.fixture(scope='module', autouse=True)
+def _fast_configs(fast_host_base_lookup, unformatted_config_text):
+    """Configs with mmdet::/mmseg:: bases load, and runners start, in a
+    fraction of the time."""
 
 
-def one_error_line(proc, *fragments):
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+
+def status_and_lines(result):
+    """(exit status, non-empty stderr lines) of a subprocess, or what
+    ``run_tool_in_process`` returns."""
+    if isinstance(result, subprocess.CompletedProcess):
+        return result.returncode, [
+            line for line in result.stderr.splitlines() if line.strip()]
+    return result
+
+
+def one_error_line(result, *fragments):
+    status, lines = status_and_lines(result)
+    assert status == 1, lines[-20:]
+    assert not any('Traceback' in line for line in lines), lines[-40:]
     assert len(lines) == 1, lines
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
 
 
-def error_line_after_training_started(proc, *fragments):
+def error_line_after_training_started(result, *fragments):
     """A run that fails after it started (the runner is built, warnings and
     log lines may precede): no traceback, and the last line is the one
     error line."""
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    status, lines = status_and_lines(result)
+    assert status == 1, lines[-20:]
+    assert not any('Traceback' in line for line in lines), lines[-40:]
     errors = [line for line in lines if ': error: ' in line]
     assert errors == lines[-1:], lines[-5:]
     for fragment in fragments:
@@ -185,15 +196,16 @@ def test_bad_image_skipped_with_a_warning_when_configured(coco, tmp_path):
 
 
 def test_corrupted_image_in_training_is_one_line_and_keeps_checkpoints(
-        coco, tmp_path):
+        coco, tmp_path, capsys):
     root = copy_coco(coco, tmp_path)
     # Worker processes: the error crosses torch's DataLoader wrapper and
-    # still ends as one line.
+    # still ends as one line, on a real terminal (the resumed run).
     cfg = det_config(tmp_path, root, num_workers=1)
     work = tmp_path / 'work'
-    proc = run_tool(TRAIN, cfg, '--work-dir', work, '--cfg-options',
-                    'train_cfg.max_iters=2')
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    status, err = run_tool_in_process('train.py', [
+        cfg, '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
+        'train_dataloader.num_workers=0'], capsys)
+    assert status == 0, err[-20:]
     checkpoint = (work / 'iter_2.pth').read_bytes()
     marker = (work / 'last_checkpoint').read_text()
     bad = image_path(root, 5)
@@ -370,7 +382,8 @@ def _mutate(kind):
     ('category_not_in_classes', "category id 6 ('hexagon') is not in the "
      "config's classes"),
 ])
-def test_bad_annotation_file_is_one_line(coco, tmp_path, kind, expected):
+def test_bad_annotation_file_is_one_line(coco, tmp_path, capsys, kind,
+                                         expected):
     root = copy_coco(coco, tmp_path)
     ann_file = osp.join(root, 'annotations', 'instances_train2017.json')
     if kind == 'malformed':
@@ -383,8 +396,8 @@ def test_bad_annotation_file_is_one_line(coco, tmp_path, kind, expected):
     work.mkdir()
     (work / 'iter_8.pth').write_bytes(b'an earlier checkpoint')
     cfg = det_config(tmp_path, root)
-    one_error_line(run_tool(TRAIN, cfg, '--work-dir', work), ann_file,
-                   expected)
+    one_error_line(run_tool_in_process('train.py', [cfg, '--work-dir', work],
+                                       capsys), ann_file, expected)
     assert sorted(os.listdir(work)) == ['iter_8.pth']
     assert (work / 'iter_8.pth').read_bytes() == b'an earlier checkpoint'
 
@@ -419,48 +432,57 @@ def test_label_ids_outside_the_classes_are_ignored(tmp_path):
 
 # -- checkpoints on every load path ------------------------------------------
 
-def write_evil_checkpoint(path, marker):
-    code = ('import os, torch\n'
-            'class Evil:\n'
-            '    def __reduce__(self):\n'
-            f'        return (os.system, ("touch {marker}",))\n'
-            'torch.save({"state_dict": {"w": torch.zeros(1)}, '
-            f'"meta": Evil()}}, {str(path)!r})\n')
-    subprocess.run([sys.executable, '-c', code], check=True)
-    assert path.is_file() and not marker.exists()
+class _Evil:
+    """Unpickling it runs ``touch MARKER``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.fixture(scope='module')
+def evil_checkpoint(tmp_path_factory):
+    """A checkpoint that runs a command when unpickled, and its marker."""
+    tmp = tmp_path_factory.mktemp('evil')
+    evil, marker = tmp / 'evil.pth', tmp / 'PWNED'
+    torch.save({'state_dict': {'w': torch.zeros(1)},
+                'meta': _Evil(marker)}, str(evil))
+    assert evil.is_file() and not marker.exists()
+    return evil, marker
 
 
 @pytest.mark.parametrize('path_kind', ['resume', 'load_from',
                                        'convert_weights'])
 def test_malicious_checkpoint_refused_on_every_tool_path(
-        coco, tmp_path, path_kind):
+        coco, evil_checkpoint, tmp_path, capsys, path_kind):
     # test.py, init_cfg Pretrained and mmengine's loader:
     # tests/engine/test_checkpoint_safety.py and
     # tests/tools/test_train_test_tools.py.
-    evil, marker = tmp_path / 'evil.pth', tmp_path / 'PWNED'
-    write_evil_checkpoint(evil, marker)
+    evil, marker = evil_checkpoint
     cfg = det_config(tmp_path, coco)
     if path_kind == 'resume':
-        proc = run_tool(TRAIN, cfg, '--work-dir', tmp_path / 'work',
-                        '--resume', evil)
+        result = run_tool_in_process('train.py', [
+            cfg, '--work-dir', tmp_path / 'work', '--resume', evil], capsys)
     elif path_kind == 'load_from':
-        proc = run_tool(TRAIN, cfg, '--work-dir', tmp_path / 'work',
-                        '--cfg-options', f'load_from={evil}')
+        result = run_tool_in_process('train.py', [
+            cfg, '--work-dir', tmp_path / 'work', '--cfg-options',
+            f'load_from={evil}'], capsys)
     else:
-        proc = run_tool(osp.join(REPO, 'tools', 'convert_weights.py'), evil,
-                        tmp_path / 'out.pth', '--arch', 'v2')
-    assert proc.returncode != 0
-    assert f'refusing to load checkpoint {evil}' in proc.stderr
-    assert f'{os.system.__module__}.system' in proc.stderr
+        result = run_tool_in_process('convert_weights.py', [
+            evil, tmp_path / 'out.pth', '--arch', 'v2'], capsys)
     assert not marker.exists()
     assert not (tmp_path / 'out.pth').exists()
     tool = 'convert_weights' if path_kind == 'convert_weights' else \
         'train.py'
-    one_error_line(proc, f'{tool}: error: refusing to load checkpoint')
+    line = one_error_line(result, f'{tool}: error: refusing to load '
+                          f'checkpoint {evil}')
+    assert f'{os.system.__module__}.system' in line
 
 
 
-def test_missing_label_file_in_training_is_one_line(tmp_path):
+def test_missing_label_file_in_training_is_one_line(tmp_path, capsys):
     from mobilenet_mm.datasets import generate_cityscapes_segmentation
     root = generate_cityscapes_segmentation(
         str(tmp_path / 'cityscapes'), num_train=4, num_val=1, size=(64, 128),
@@ -487,6 +509,7 @@ def test_missing_label_file_in_training_is_one_line(tmp_path):
         val_evaluator = None
         '''))
     error_line_after_training_started(
-        run_tool(TRAIN, cfg, '--work-dir', tmp_path / 'work'),
+        run_tool_in_process('train.py', [cfg, '--work-dir',
+                                         tmp_path / 'work'], capsys),
         'train.py: error: label file of image', label,
         'does not exist')

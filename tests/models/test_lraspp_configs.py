@@ -166,10 +166,10 @@ def test_built_train_loop_runs_the_claimed_iterations(path, synthetic_root,
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[key].dataset
         dataset.data_root = synthetic_root
-        if dataset.type == 'PascalVOCDataset':  # torchvision's config
-            dataset.type = 'BaseSegDataset'
+        if dataset.type == 'mobilenet_mm.VOCSegmentation':  # torchvision's
+            dataset.type = 'mobilenet_mm.FolderSegmentation'
             dataset.pop('ann_file')
-        if dataset.type == 'BaseSegDataset':  # the custom data set config
+        if dataset.type == 'mobilenet_mm.FolderSegmentation':  # custom data
             split = 'train' if key == 'train_dataloader' else 'val'
             dataset.data_prefix = dict(img_path=f'leftImg8bit/{split}',
                                        seg_map_path=f'gtFine/{split}')

@@ -3,8 +3,10 @@ file, id or argument and what is allowed, or in a warning with the counts
 where the run can go on; nothing is silently wrong.
 
 In process where the check is a function or a data set; through the tools
-(subprocesses) where the user meets it there, with inputs that fail before
-anything expensive is built.
+where the user meets it there, with inputs that fail before anything
+expensive is built: in this process (``run_tool_in_process``: the tool's
+``main`` under ``run_cli``, the error path a script takes), and one
+subprocess per tool for what only a real terminal shows.
 """
 import json
 import math
@@ -24,46 +26,54 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mobilenet_mm  # noqa: F401
-from mobilenet_mm.datasets import DET_CLASSES, generate_coco_detection
+from mobilenet_mm.datasets import (DET_CLASSES,
+                                   generate_cityscapes_segmentation,
+                                   generate_coco_detection)
 from mobilenet_mm.datasets.coco_checks import (CocoDataError, CocoDetection,
                                                check_coco_file)
 from mobilenet_mm.datasets.seg_checks import check_segmentation_num_classes
 from mobilenet_mm.datasets.seg_transforms import (LabelRangeError,
                                                   LoadSegAnnotations)
 from mobilenet_mm.apis import load_config
-from mobilenet_mm.errors import CLIError
+from mobilenet_mm.errors import CLIError, ImageLoadError, SegLabelError
 from mobilenet_mm.utils import (CheckpointLoadError, CheckpointMismatchError,
                                 find_resume_checkpoint, safe_torch_load)
 from mobilenet_mm.utils.preflight import check_batch_sizes, check_work_dir
 from mobilenet_mm.utils.result_checks import check_finite_state, check_metrics
 
-from tests.conftest import REPO  # noqa: E402
-CONFIGS = osp.join(REPO, 'tests', 'configs')
+from tests.conftest import REPO, TEST_CONFIGS as CONFIGS, TOOLS, run_tool
+from tests.conftest import (restored_process_state, run_in_process,
+                            run_tool_in_process)
 TINY_DET = osp.join(CONFIGS, 'tiny_det.py')
 TINY_SEG = osp.join(CONFIGS, 'tiny_seg.py')
+HOST_LRASPP = osp.join(CONFIGS, 'host_lraspp.py')  # a shipped config, tiny
 DEMO_DET = osp.join(REPO, 'configs', 'demo',
                     'ssdlite_mobilenetv3-large-scratch_1xb16-400iter_synthetic-shapes-160x160.py')
-TOOLS = osp.join(REPO, 'tools')
+DEMO_SEG = osp.join(REPO, 'configs', 'demo',
+                    'lraspp_mobilenetv3-large-rf2-d16_1xb8-250iter_synthetic-cityscapes-128x256.py')
+CUSTOM_SEG = osp.join(REPO, 'configs', 'lraspp',
+                      'lraspp_mobilenetv3-large-rf2-d16-finetune_4xb8-20k_custom-512x512.py')
 
 
-def run_tool(*args):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONDONTWRITEBYTECODE='1')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO, CONFIGS] + [p for p in [env.get('PYTHONPATH')] if p])
-    return subprocess.run([sys.executable, *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=300)
+@pytest.fixture(scope='module', autouse=True)
+def _fast_configs(fast_host_base_lookup, unformatted_config_text):
+    """Configs with mmdet::/mmseg:: bases load, and runners start, in a
+    fraction of the time."""
 
 
-def one_error_line(proc, *fragments):
+def one_error_line(result, *fragments):
     """Exit status 1, no traceback, and the last line of stderr is the one
-    error line (warnings of a build may come before it)."""
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if ': error: ' in line]
-    assert len(errors) == 1, proc.stderr[-3000:]
-    assert proc.stderr.strip().endswith(errors[0]), proc.stderr[-3000:]
+    error line (warnings of a build may come before it). ``result``: a
+    subprocess, or (status, stderr lines) of ``run_tool_in_process``."""
+    if isinstance(result, subprocess.CompletedProcess):
+        status, text = result.returncode, result.stderr
+        lines = [line for line in text.splitlines() if line.strip()]
+    else:
+        (status, lines), text = result, '\n'.join(result[1])
+    assert status == 1, text[-3000:] + getattr(result, 'stdout', '')[-2000:]
+    assert 'Traceback' not in text, text[-3000:]
+    errors = [line for line in lines if ': error: ' in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], text[-3000:]
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
@@ -209,6 +219,172 @@ def test_empty_or_undecodable_image_names_it(coco, tmp_path, split, content,
                  if dataset.get_data_info(i)['img_path'] == bad)
     with pytest.raises(CocoDataError) as info:
         dataset[index]
+    raised_one_line(info, 'image cannot be loaded', expected, bad)
+
+
+# ----------------------- 8. 0-byte / bad image: segmentation -------------
+# The shipped seg pipelines keep mmcv's LoadImageFromFile (the inferencers
+# look it up by name); their data sets (mobilenet_mm.CityscapesSegmentation,
+# FolderSegmentation, VOCSegmentation) name the file instead.
+BAD_CONTENT = {'empty': (b'', 'image file is empty'),
+               'undecodable': (b'this is no image, whatever its name',
+                               'image file cannot be decoded')}
+MMSEG_TOOLS = osp.join(osp.dirname(__import__('mmseg').__file__), '.mim',
+                       'tools')
+
+
+@pytest.fixture(scope='module')
+def cityscapes(tmp_path_factory):
+    return generate_cityscapes_segmentation(
+        str(tmp_path_factory.mktemp('cs2')), num_train=2, num_val=2,
+        size=(64, 128), seed=2)
+
+
+def copy_cityscapes(cityscapes, tmp_path):
+    root = str(tmp_path / 'cityscapes')
+    shutil.copytree(cityscapes, root)
+    return root
+
+
+def damage_first(root, split, kind, content):
+    """Overwrite the first image (or label map) of ``split``; its path."""
+    folder, ending = (('leftImg8bit', '_leftImg8bit.png') if kind == 'image'
+                      else ('gtFine', '_labelTrainIds.png'))
+    path = sorted(
+        osp.join(d, f) for d, _, files in os.walk(osp.join(root, folder,
+                                                           split))
+        for f in files if f.endswith(ending))[0]
+    with open(path, 'wb') as f:
+        f.write(content)
+    return path
+
+
+def seg_dataset(config, root, loader, **overrides):
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    dataset = Config.fromfile(config)[loader].dataset
+    dataset.update(data_root=root, **overrides)
+    return DATASETS.build(dataset)
+
+
+def sample_of(dataset, path):
+    return next(i for i in range(len(dataset))
+                if path in (dataset.get_data_info(i)['img_path'],
+                            dataset.get_data_info(i)['seg_map_path']))
+
+
+@pytest.mark.parametrize('content', sorted(BAD_CONTENT))
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_seg_data_set_names_a_bad_image(cityscapes, tmp_path, split,
+                                        content):
+    root = copy_cityscapes(cityscapes, tmp_path)
+    data, expected = BAD_CONTENT[content]
+    bad = damage_first(root, split, 'image', data)
+    loader = 'train_dataloader' if split == 'train' else 'test_dataloader'
+    dataset = seg_dataset(DEMO_SEG, root, loader)
+    assert type(dataset).__name__ == 'CityscapesSegmentation'
+    with pytest.raises(ImageLoadError) as info:
+        dataset[sample_of(dataset, bad)]
+    raised_one_line(info, 'image cannot be loaded', expected, bad)
+
+
+@pytest.mark.parametrize('content', sorted(BAD_CONTENT))
+def test_seg_data_set_names_a_bad_label_map_and_its_image(cityscapes,
+                                                          tmp_path, content):
+    """The custom-data config's data set (mmseg's BaseSegDataset)."""
+    root = copy_cityscapes(cityscapes, tmp_path)
+    data, expected = BAD_CONTENT[content]
+    bad = damage_first(root, 'train', 'label', data)
+    dataset = seg_dataset(
+        CUSTOM_SEG, root, 'train_dataloader',
+        data_prefix=dict(img_path='leftImg8bit/train',
+                         seg_map_path='gtFine/train'),
+        img_suffix='_leftImg8bit.png',
+        seg_map_suffix='_gtFine_labelTrainIds.png')
+    assert type(dataset).__name__ == 'FolderSegmentation'
+    index = sample_of(dataset, bad)
+    with pytest.raises(SegLabelError) as info:
+        dataset[index]
+    raised_one_line(info, 'label map of image '
+                    f"{dataset.get_data_info(index)['img_path']} cannot be "
+                    'loaded', expected, bad)
+
+
+def seg_config(path, root):
+    """HOST_LRASPP (the shipped LR-ASPP-V3-Small config, tiny) on ``root``."""
+    path.write_text('\n'.join([
+        f'_base_ = [{HOST_LRASPP!r}]',
+        f'root = {root + "/"!r}',
+        'train_dataloader = dict(dataset=dict(data_root=root))',
+        'val_dataloader = dict(dataset=dict(data_root=root))',
+        'test_dataloader = val_dataloader',
+    ]) + '\n')
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def seg_checkpoint(tmp_path_factory):
+    """Weights of HOST_LRASPP's model (random), for the test tools."""
+    from mobilenet_mm.analysis.model_stats import build_model_from_config
+    path = tmp_path_factory.mktemp('seg_ckpt') / 'model.pth'
+    torch.manual_seed(0)
+    model = build_model_from_config(Config.fromfile(HOST_LRASPP))
+    torch.save({'state_dict': model.state_dict()}, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize('tool, content', [('train.py', 'empty'),
+                                           ('train.py', 'undecodable'),
+                                           ('test.py', 'empty'),
+                                           ('test.py', 'undecodable')])
+def test_seg_tools_name_a_bad_image(cityscapes, seg_checkpoint, tmp_path,
+                                    capsys, tool, content):
+    root = copy_cityscapes(cityscapes, tmp_path)
+    data, expected = BAD_CONTENT[content]
+    bad = damage_first(root, 'train' if tool == 'train.py' else 'val',
+                       'image', data)
+    config = seg_config(tmp_path / 'seg.py', root)
+    work = tmp_path / 'work'
+    argv = [config] + ([seg_checkpoint] if tool == 'test.py' else []) + [
+        '--work-dir', work]
+    if content == 'undecodable':  # raised in a data loader worker
+        loader = 'train' if tool == 'train.py' else 'test'
+        argv += ['--cfg-options', f'{loader}_dataloader.num_workers=1']
+    one_error_line(run_tool_in_process(tool, argv, capsys),
+                   f'{tool}: error: image cannot be loaded', expected, bad)
+    assert not list(work.rglob('*.pth'))
+
+
+def test_mmseg_train_tool_names_a_bad_image(cityscapes, tmp_path):
+    """mmseg's own train.py (its wheel's .mim/tools), on a terminal: a
+    traceback, whose last line is our one line naming the file."""
+    root = copy_cityscapes(cityscapes, tmp_path)
+    data, expected = BAD_CONTENT['empty']
+    bad = damage_first(root, 'train', 'image', data)
+    proc = run_tool(osp.join(MMSEG_TOOLS, 'train.py'),
+                    seg_config(tmp_path / 'seg.py', root), '--work-dir',
+                    tmp_path / 'work', cwd=tmp_path)
+    assert proc.returncode != 0
+    last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith('mobilenet_mm.errors.ImageLoadError: image '
+                           'cannot be loaded'), proc.stderr[-3000:]
+    assert expected in last and bad in last, last
+
+
+def test_mmseg_test_tool_names_a_bad_image(cityscapes, seg_checkpoint,
+                                           tmp_path, monkeypatch):
+    """mmseg's own test.py, run as its ``__main__`` in this process: the
+    error it ends with (the last line of its traceback) names the file."""
+    import runpy
+    root = copy_cityscapes(cityscapes, tmp_path)
+    data, expected = BAD_CONTENT['undecodable']
+    bad = damage_first(root, 'val', 'image', data)
+    tool = osp.join(MMSEG_TOOLS, 'test.py')
+    monkeypatch.chdir(tmp_path)
+    with restored_process_state(), pytest.raises(ImageLoadError) as info:
+        sys.argv = [tool, seg_config(tmp_path / 'seg.py', root),
+                    seg_checkpoint, '--work-dir', str(tmp_path / 'work')]
+        runpy.run_path(tool, run_name='__main__')
     raised_one_line(info, 'image cannot be loaded', expected, bad)
 
 
@@ -435,12 +611,13 @@ def read_only_dir(tmp_path):
     os.chmod(path, 0o755)
 
 
-def test_read_only_work_dir_is_one_line_before_building(read_only_dir):
+def test_read_only_work_dir_is_one_line_before_building(read_only_dir,
+                                                        capsys):
     with pytest.raises(OSError):  # the condition the check is about
         open(osp.join(read_only_dir, 'probe'), 'w').close()
-    proc = run_tool(osp.join(TOOLS, 'train.py'), TINY_DET, '--work-dir',
-                    read_only_dir)
-    one_error_line(proc, f'work dir {read_only_dir} is not writable')
+    result = run_tool_in_process('train.py', [TINY_DET, '--work-dir',
+                                              read_only_dir], capsys)
+    one_error_line(result, f'work dir {read_only_dir} is not writable')
     assert os.listdir(read_only_dir) == []
 
 
@@ -481,22 +658,23 @@ def test_test_tool_refuses_a_nan_checkpoint_before_testing(det_test_setup):
     assert 'Epoch(test)' not in proc.stdout + proc.stderr  # not evaluated
 
 
-def test_test_tool_exits_non_zero_on_empty_metrics(det_test_setup):
+def test_test_tool_exits_non_zero_on_empty_metrics(det_test_setup, capsys):
     config, checkpoint, tmp = det_test_setup
     # No box passes score_thr: mmdet only logs "results ... empty".
-    proc = run_tool(osp.join(TOOLS, 'test.py'), config, checkpoint,
-                    '--work-dir', tmp / 'work_empty', '--cfg-options',
-                    'model.test_cfg.score_thr=1.01')
-    one_error_line(proc, f'testing {checkpoint} gave no metrics')
+    result = run_tool_in_process('test.py', [
+        config, checkpoint, '--work-dir', tmp / 'work_empty',
+        '--cfg-options', 'model.test_cfg.score_thr=1.01'], capsys)
+    one_error_line(result, f'testing {checkpoint} gave no metrics')
 
 
-def test_test_tool_checks_out_before_evaluating(det_test_setup):
+def test_test_tool_checks_out_before_evaluating(det_test_setup, capsys):
     config, checkpoint, tmp = det_test_setup
     out_dir = tmp / 'predictions.pkl'
     out_dir.mkdir()
-    proc = run_tool(osp.join(TOOLS, 'test.py'), config, checkpoint,
-                    '--work-dir', tmp / 'work_out', '--out', out_dir)
-    one_error_line(proc, f'--out {out_dir} is a directory')
+    result = run_tool_in_process('test.py', [
+        config, checkpoint, '--work-dir', tmp / 'work_out', '--out',
+        out_dir], capsys)
+    one_error_line(result, f'--out {out_dir} is a directory')
     assert not (tmp / 'work_out').exists()  # nothing was built or run
 
 
@@ -513,46 +691,50 @@ def two_stage_config(tmp_path_factory):
 
 
 def test_export_and_count_refuse_unsupported_models(two_stage_config,
-                                                    tmp_path):
+                                                    tmp_path, capsys):
     proc = run_tool(osp.join(TOOLS, 'deploy', 'export_onnx.py'),
                     two_stage_config, '--no-verify', '--out',
                     tmp_path / 'x.onnx')
-    one_error_line(proc, 'ONNX export supports single-stage detectors',
-                   'not FasterRCNN')
-    proc = run_tool(osp.join(TOOLS, 'analysis', 'model_stats.py'),
-                    two_stage_config)
-    one_error_line(proc, 'counting supports single-stage detectors',
+    one_error_line(proc, 'export_onnx.py: error: ONNX export supports '
+                   'single-stage detectors', 'not FasterRCNN')
+    result = run_tool_in_process(osp.join('analysis', 'model_stats.py'),
+                                 [two_stage_config], capsys)
+    one_error_line(result, 'counting supports single-stage detectors',
                    'not FasterRCNN')
 
 
-def test_psp_head_export_is_one_line(tmp_path):
+def test_psp_head_export_is_one_line(tmp_path, capsys):
     config = tmp_path / 'psp.py'
     config.write_text(
         f'_base_ = [{TINY_SEG!r}]\n'
         "model = dict(decode_head=dict(_delete_=True, type='PSPHead', "
         'in_channels=24, channels=16, num_classes=19, '
         'pool_scales=(1, 2, 3, 6)))\n')
-    proc = run_tool(osp.join(TOOLS, 'deploy', 'export_onnx.py'), config,
-                    '--no-verify', '--out', tmp_path / 'psp.onnx')
-    one_error_line(proc, 'torch cannot export EncoderDecoder (PSPHead)',
+    result = run_tool_in_process(osp.join('deploy', 'export_onnx.py'), [
+        config, '--no-verify', '--out', tmp_path / 'psp.onnx'], capsys)
+    one_error_line(result, 'torch cannot export EncoderDecoder (PSPHead)',
                    'adaptive_avg_pool2d')
     assert not (tmp_path / 'psp.onnx').exists()
 
 
-def test_bad_arguments_of_export_and_model_stats():
+def test_bad_arguments_of_export_and_model_stats(capsys):
     from mobilenet_mm.deploy.onnx_export import max_opset
-    proc = run_tool(osp.join(TOOLS, 'deploy', 'export_onnx.py'), TINY_DET,
-                    '--opset', max_opset() + 1)
-    one_error_line(proc, f'at most {max_opset()}', f'got {max_opset() + 1}')
-    for args, fragment in ((['--arch', 'v3_small', '--resolution', '0'],
-                            '--resolution must be >= 32, got 0'),
-                           ([TINY_DET, '--shape', '64', '-5'],
-                            '--shape H W must both be >= 32, got 64 -5')):
-        proc = run_tool(osp.join(TOOLS, 'analysis', 'model_stats.py'), *args)
-        assert proc.returncode == 2, proc.stderr[-2000:]  # argparse's usage
-        assert 'Traceback' not in proc.stderr
-        assert proc.stderr.strip().splitlines()[-1].endswith(fragment), \
-            proc.stderr
+    result = run_tool_in_process(osp.join('deploy', 'export_onnx.py'), [
+        TINY_DET, '--opset', max_opset() + 1], capsys)
+    one_error_line(result, f'at most {max_opset()}', f'got {max_opset() + 1}')
+    # argparse's usage error (status 2): on a terminal once, then in process.
+    proc = run_tool(osp.join(TOOLS, 'analysis', 'model_stats.py'), '--arch',
+                    'v3_small', '--resolution', '0')
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        '--resolution must be >= 32, got 0'), proc.stderr
+    with pytest.raises(SystemExit) as info:
+        run_tool_in_process(osp.join('analysis', 'model_stats.py'), [
+            TINY_DET, '--shape', '64', '-5'], capsys)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        '--shape H W must both be >= 32, got 64 -5')
 
 
 def test_convert_weights_on_a_list(tmp_path):
@@ -566,26 +748,28 @@ def test_convert_weights_on_a_list(tmp_path):
 
 # -------------------------------------- the general rule: run_cli --
 
-CRASH_SCRIPT = '''
-import sys
-from mobilenet_mm.apis import run_cli
-if len(sys.argv) > 1:
-    from mmengine.logging import MMLogger
-    MMLogger.get_instance('crash_test', log_file=sys.argv[1])
-def main(argv):
-    {}['missing key']
-sys.exit(run_cli(main))
-'''
+def crash(log):
+    """A tool's main that fails unexpectedly; with ``log``, after a runner
+    would have made its logger (with a log file), else before any logger
+    exists."""
+
+    def main(argv):
+        MMLogger._instance_dict.clear()  # run_in_process restores them
+        if log:
+            MMLogger.get_instance('crash_test', log_file=str(log))
+        {}['missing key']
+
+    return main
 
 
 @pytest.mark.parametrize('with_run_log', [False, True])
-def test_unexpected_error_is_one_line_with_traceback_file(tmp_path,
+def test_unexpected_error_is_one_line_with_traceback_file(tmp_path, capsys,
                                                           with_run_log):
-    log = tmp_path / 'run.log'
-    args = ['-c', CRASH_SCRIPT] + ([log] if with_run_log else [])
-    proc = run_tool(*args)
-    line = one_error_line(proc, "unexpected KeyError: 'missing key'",
-                          'full traceback: ')
+    log = tmp_path / 'run.log' if with_run_log else None
+    result = run_in_process(crash(log), [], capsys, 'crash.py')
+    assert 'crash_test' not in MMLogger._instance_dict  # nothing leaks
+    line = one_error_line(result, "crash.py: error: unexpected KeyError: "
+                          "'missing key'", 'full traceback: ')
     path = line.rsplit('full traceback: ', 1)[1].rstrip(')')
     if with_run_log:
         assert path == str(log)
@@ -593,4 +777,5 @@ def test_unexpected_error_is_one_line_with_traceback_file(tmp_path,
     assert 'Traceback (most recent call last)' in text and \
         "KeyError: 'missing key'" in text
     if not with_run_log:
-        os.remove(path)  # a temporary file
+        assert 'crash.py-traceback-' in path  # a temporary file
+        os.remove(path)

@@ -12,7 +12,7 @@ import sys
 MIN_SIZE = 32
 
 
-def parse_args():
+def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', help='detection/segmentation '
@@ -31,7 +31,7 @@ def parse_args():
                         help='every row of the papers\' ImageNet tables')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip building the timm/torchvision reference')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if sum(bool(x) for x in (args.config, args.arch, args.all_archs)) != 1:
         parser.error('give exactly one of CONFIG, --arch, --all-archs')
     # The networks downsample 32 times: smaller inputs fail deep inside.
@@ -47,7 +47,7 @@ def parse_args():
 
 
 def main(argv=None):
-    args = parse_args()
+    args = parse_args(argv)
     from mobilenet_mm.analysis import model_stats as ms
     try:
         if args.all_archs:
@@ -79,7 +79,8 @@ def main(argv=None):
                 print(f'note: the paper gives MAdds at the config\'s own '
                       f'input size, not at {height}x{width}')
     except (ValueError, FileNotFoundError) as error:
-        sys.exit(f'model_stats: error: {error}')
+        from mobilenet_mm.errors import CLIError
+        raise CLIError(str(error)) from None  # run_cli's one line
 
 
 if __name__ == '__main__':

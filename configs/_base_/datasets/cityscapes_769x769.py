@@ -7,9 +7,14 @@
 _base_ = ['mmseg::_base_/datasets/cityscapes.py']
 
 custom_imports = dict(
-    imports=['mobilenet_mm', 'mobilenet_mm.datasets.seg_transforms'],
+    imports=['mobilenet_mm', 'mobilenet_mm.datasets.seg_transforms',
+             'mobilenet_mm.datasets.seg_datasets'],
     allow_failed_imports=False)
 
+# mmseg's CityscapesDataset that names a 0-byte or undecodable image or
+# label map in one line (mobilenet_mm/datasets/seg_datasets.py); the
+# pipeline keeps mmcv's LoadImageFromFile, which the inferencers look up.
+dataset_type = 'mobilenet_mm.CityscapesSegmentation'
 num_classes = 19
 crop_size = (769, 769)
 # TF DeepLab's min_scale_factor=0.5, max_scale_factor=2.0,
@@ -39,6 +44,9 @@ test_pipeline = [
 # 16 images per iteration: 4 GPUs x 4 (TF DeepLab: "large batch size (> 8)"
 # so that BN is trained well, research/deeplab/g3doc/cityscapes.md).
 train_dataloader = dict(
-    batch_size=4, num_workers=4, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+    batch_size=4,
+    num_workers=4,
+    dataset=dict(type=dataset_type, pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type=dataset_type, pipeline=test_pipeline))
 test_dataloader = val_dataloader
