@@ -215,7 +215,9 @@ def _current_scope():
 
 # The default scope a test module sets when it is imported (many call
 # init_default_scope('mmdet') at the top): its tests run in that scope
-# whichever module was imported, or ran, last.
+# whichever module was imported, or ran, last. A module whose call finds
+# its scope already current changes nothing, so the call is also read from
+# its source.
 _MODULE_SCOPES = {}
 
 
@@ -224,11 +226,32 @@ def pytest_make_collect_report(collector):
     if not isinstance(collector, pytest.Module):
         yield
         return
+    import re
     before = _current_scope()
     yield
     after = _current_scope()
-    if after is not None and after != before:
+    calls = re.findall(r"^init_default_scope\('(\w+)'\)",
+                       collector.path.read_text(), re.M)
+    if calls:
+        _MODULE_SCOPES[str(collector.path)] = calls[-1]
+    elif after is not None and after != before:
         _MODULE_SCOPES[str(collector.path)] = after
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _module_default_scope(request):
+    """A test module's module-scoped fixtures run in its scope, and what
+    they do to the default scope (a Runner built in one sets its own) ends
+    with the module: autouse fixtures of a scope are set up before, and
+    torn down after, the others of that scope."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    saved = DefaultScope._instance_dict.copy()
+    scope = _MODULE_SCOPES.get(str(request.path))
+    if scope is not None:
+        init_default_scope(scope)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)
 
 
 @pytest.fixture(autouse=True)
@@ -253,9 +276,18 @@ def _restore_default_scope(request):
 # the long files first and letting the short ones fill in keeps one worker
 # from running a long file alone at the end.
 SLOWEST_FIRST = (
-    'tools/test_demo.py',
     'tools/test_gpu_check.py',
+    'tools/test_demo.py',
     'engine/test_distributed.py',
+    'deploy/test_onnx_export.py',
+    'engine/test_torchvision_det_finetune.py',
+    'deploy/test_fuse.py',
+    'tools/test_host_tools.py',
+    'models/test_lraspp_configs.py',
+    'datasets/test_segmentation_data.py',
+    'engine/test_torchvision_finetune.py',
+    'models/test_backbones.py',
+    'tools/test_bad_input_round2.py',
 )
 
 
