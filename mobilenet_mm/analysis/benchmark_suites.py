@@ -268,12 +268,23 @@ def ssdlite_suite(args, report, memory):
                                     for r in missed) if missed else '')))
 
 
-def _optim_wrapper(model, cfg):
+def optim_wrapper_for(model, cfg, amp: bool = False,
+                      dtype: str = 'float16'):
+    """The config's optimizer (and paramwise settings) in an
+    ``AmpOptimWrapper`` with a dynamic loss scale (``amp``) or a plain
+    ``OptimWrapper``: the training step the throughput rows time."""
     from mmengine.optim import build_optim_wrapper
 
     from ..deploy.build import quiet_mmengine
+    wrapper_cfg = dict(cfg.optim_wrapper)
+    wrapper_cfg['type'] = 'AmpOptimWrapper' if amp else 'OptimWrapper'
+    if amp:
+        wrapper_cfg.update(dtype=dtype, loss_scale='dynamic')
+    else:
+        wrapper_cfg.pop('loss_scale', None)
+        wrapper_cfg.pop('dtype', None)
     with quiet_mmengine():  # one log line per parameter otherwise
-        return build_optim_wrapper(model, cfg.optim_wrapper)
+        return build_optim_wrapper(model, wrapper_cfg)
 
 
 def ssdlite_train_suite(args, report, memory):
@@ -300,7 +311,7 @@ def ssdlite_train_suite(args, report, memory):
         num_classes = model.bbox_head.num_classes
         data = det_batch([i.to(args.device) for i in images], num_classes,
                          boxes_per_image=8)
-        return synced(train_step_fn(model, _optim_wrapper(model, cfg),
+        return synced(train_step_fn(model, optim_wrapper_for(model, cfg),
                                     data), args.device)
 
     ours, peer = train_fn(args.train_config), train_fn(args.train_peer)

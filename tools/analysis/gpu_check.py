@@ -437,24 +437,6 @@ def onnx_step(table, config, checkpoint, s: Settings, out_dir):
 
 
 # -- throughput --------------------------------------------------------------
-def optim_wrapper_for(model, cfg, amp: bool, dtype: str):
-    """The config's optimizer (and paramwise settings) in an
-    ``AmpOptimWrapper`` (or a plain one without AMP)."""
-    from mmengine.optim import build_optim_wrapper
-
-    from mobilenet_mm.deploy.build import quiet_mmengine
-    wrapper_cfg = dict(cfg.optim_wrapper)
-    wrapper_cfg['type'] = 'AmpOptimWrapper' if amp else 'OptimWrapper'
-    if amp:
-        wrapper_cfg['dtype'] = dtype
-        wrapper_cfg['loss_scale'] = 'dynamic'
-    else:
-        wrapper_cfg.pop('loss_scale', None)
-        wrapper_cfg.pop('dtype', None)
-    with quiet_mmengine():  # one log line per parameter otherwise
-        return build_optim_wrapper(model, wrapper_cfg)
-
-
 def train_fn(config, task, shape, batch, device, amp, dtype, channels_last):
     """A closure running one synced training iteration of ``config`` with
     its backbone input NCHW or channels-last."""
@@ -462,7 +444,8 @@ def train_fn(config, task, shape, batch, device, amp, dtype, channels_last):
                                                  seg_train_batch,
                                                  set_backbone_layout, synced,
                                                  train_step_fn)
-    from mobilenet_mm.analysis.benchmark_suites import build
+    from mobilenet_mm.analysis.benchmark_suites import (build,
+                                                        optim_wrapper_for)
     from mobilenet_mm.deploy.build import load_config_file
     cfg = load_config_file(config)
     model = build(cfg, device, shape if task == 'det' else None)
