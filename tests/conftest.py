@@ -238,20 +238,30 @@ def pytest_make_collect_report(collector):
         _MODULE_SCOPES[str(collector.path)] = after
 
 
+@contextlib.contextmanager
+def _default_scope_of(path):
+    """Run in the default scope the test module ``path`` set (if any) and
+    leave mmengine's default scopes as they were found."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    saved = DefaultScope._instance_dict.copy()
+    scope = _MODULE_SCOPES.get(str(path))
+    if scope is not None:
+        init_default_scope(scope)
+    try:
+        yield
+    finally:
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(saved)
+
+
 @pytest.fixture(autouse=True, scope='module')
 def _module_default_scope(request):
     """A test module's module-scoped fixtures run in its scope, and what
     they do to the default scope (a Runner built in one sets its own) ends
     with the module: autouse fixtures of a scope are set up before, and
     torn down after, the others of that scope."""
-    from mmengine.registry import DefaultScope, init_default_scope
-    saved = DefaultScope._instance_dict.copy()
-    scope = _MODULE_SCOPES.get(str(request.path))
-    if scope is not None:
-        init_default_scope(scope)
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
+    with _default_scope_of(request.path):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -260,14 +270,8 @@ def _restore_default_scope(request):
     scope as it found it: a test that sets 'mmseg' must not change how a
     later test's bare type names resolve (the tests run in any order, and
     in parallel workers)."""
-    from mmengine.registry import DefaultScope, init_default_scope
-    saved = DefaultScope._instance_dict.copy()
-    scope = _MODULE_SCOPES.get(str(request.path))
-    if scope is not None:
-        init_default_scope(scope)
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
+    with _default_scope_of(request.path):
+        yield
 
 
 # The test files that take longest, longest first (measured with

@@ -536,8 +536,7 @@ def int8_suite(args, report):
 
 def madds_suite(args, report):
     from . import count_madds
-    from ..models.backbones import (ARCH_NAMES,
-                                               build_backbone_by_name)
+    from ..models.backbones import ARCH_NAMES, build_backbone_by_name
     archs = checked_archs(args.madds_archs, ARCH_NAMES)
     height, width = args.madds_size
     note = (f'Each backbone at {height}x{width}, batch 1 (features to '
@@ -561,8 +560,7 @@ def madds_suite(args, report):
 
 
 def layout_suite(args, report):
-    from ..models.backbones import (ARCH_NAMES,
-                                               build_backbone_by_name)
+    from ..models.backbones import ARCH_NAMES, build_backbone_by_name
     archs = checked_archs(args.arch, ARCH_NAMES)
     note = ('Our backbone (then each `--layout-configs` model, pre-processing '
             'to the final boxes or label map) with channels-last input '
