@@ -7,7 +7,6 @@ import glob
 import os
 import os.path as osp
 
-import pytest
 from mmengine.config import Config
 
 from mobilenet_mm.datasets import generate_cityscapes_segmentation
@@ -21,17 +20,6 @@ SIZE = (64, 128)  # (h, w) of the generated scenes
 CLASS_KEYS = ['decode_head.conv_seg.weight', 'decode_head.conv_seg.bias',
               'decode_head.conv_seg_low.weight',
               'decode_head.conv_seg_low.bias']
-
-
-@pytest.fixture(autouse=True, scope='module')
-def restore_default_scope():
-    """The mmseg models built here switch mmengine's default scope; later
-    test files expect the one they found."""
-    from mmengine.registry import DefaultScope, init_default_scope
-    before = DefaultScope.get_current_instance()
-    yield
-    if before is not None:
-        init_default_scope(before.scope_name)
 
 
 def user_layout(root, num_train, num_val, seed):

@@ -37,17 +37,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def restore_default_scope():
-    """The mmseg models built here switch mmengine's default scope; later
-    test files expect the one they found."""
-    from mmengine.registry import DefaultScope, init_default_scope
-    before = DefaultScope.get_current_instance()
-    yield
-    if before is not None:
-        init_default_scope(before.scope_name)
-
-
 def mmdet_scope():
     # Building an mmseg model elsewhere in the session switches mmengine's
     # default scope; mmdet's pipelines resolve bare names in it.

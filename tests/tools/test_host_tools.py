@@ -47,18 +47,6 @@ MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 pytestmark = pytest.mark.usefixtures('fast_host_base_lookup')
 
 
-@pytest.fixture(autouse=True)
-def keep_default_scope():
-    """The host APIs (inferencers, init_default_scope) set mmengine's
-    default scope for the whole process: restore it, so that the test
-    files after this one see the scope they had."""
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 def output(proc):
     return proc.stdout + proc.stderr
 

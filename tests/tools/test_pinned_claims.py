@@ -40,14 +40,6 @@ TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
 
 
-def tool_env(**extra):
-    """One thread; this tree first on the path, then ``extra``'s."""
-    paths = [REPO, extra.pop('PYTHONPATH', None), os.environ.get('PYTHONPATH')]
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', **extra)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in paths if p)
-    return env
-
-
 def run_tool(*args, **env):
     extra = [env.pop('PYTHONPATH')] if 'PYTHONPATH' in env else []
     return conftest.run_tool(*args, paths=extra, env=env)
@@ -458,7 +450,7 @@ def test_nan_on_one_process_stops_every_process_together(tmp_path):
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
          f'--master_port={port}', str(script), str(tmp_path / 'work')],
-        capture_output=True, text=True, env=tool_env(), timeout=240)
+        capture_output=True, text=True, env=conftest.tool_env(), timeout=240)
     out = assert_ok(proc)
     assert 'trained on' not in out, out[-3000:]
     assert re.search(r'rank 0 stopped at 3: iteration 3: another process had'
