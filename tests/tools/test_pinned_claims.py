@@ -197,14 +197,10 @@ def load_tool(path):
 
 def run_in_process(path, argv, capsys, monkeypatch):
     """``tools/<tool>.py argv`` in this process, as its ``__main__`` runs
-    it: (exit status, stderr lines)."""
-    from mobilenet_mm.apis import run_cli
+    it (conftest.run_tool_in_process): (exit status, stderr lines)."""
     monkeypatch.setenv('LOCAL_RANK', '0')  # set_launcher sets it otherwise
-    capsys.readouterr()
-    status = run_cli(load_tool(path).main, [str(a) for a in argv])
-    err = [line for line in capsys.readouterr().err.splitlines()
-           if line.strip()]
-    return status, err
+    return conftest.run_tool_in_process(
+        osp.relpath(path, osp.join(REPO, 'tools')), argv, capsys)
 
 
 def test_train_tool_writes_last_checkpoint_and_checkpoints_atomically(
@@ -337,7 +333,8 @@ def test_amp_without_a_gpu_is_refused_in_one_line(tmp_path, monkeypatch,
         TRAIN, [osp.join(CONFIGS, 'tiny_det.py'), '--amp', '--work-dir',
                 work], capsys, monkeypatch)
     assert status == 1 and len(err) == 1, err
-    # (The program name in front is pytest's here, train.py for users.)
+    # (The program name in front is the tool's path here, train.py for
+    # users.)
     assert err[0].endswith(
         ": error: --amp needs a GPU (mmengine's AmpOptimWrapper runs on "
         'CUDA, NPU, MLU or MUSA) and there is none here'), err
