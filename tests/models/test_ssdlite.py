@@ -305,9 +305,60 @@ def test_head_loss_and_predict_through_detector():
     assert results[0].pred_instances.bboxes.shape[1] == 4
 
 
+TF_V3_LOSS = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.75)
+
+
+def _tf_v3_head(num_classes):
+    """TF's ssdlite_mobilenet_v3_large_320x320_coco.config loss: sigmoid
+    focal alpha 0.75 gamma 2 over every anchor, class bias -4.6."""
+    return SSDLiteHead(num_classes=num_classes, loss_cls=TF_V3_LOSS,
+                       cls_bias_init=-4.6,
+                       train_cfg=dict(TRAIN_CFG, neg_pos_ratio=None),
+                       test_cfg=TEST_CFG)
+
+
+def test_sigmoid_focal_loss_over_every_anchor():
+    """TF V3's loss: num_classes outputs per box (no background), the
+    focal loss of every anchor and class (torchvision.ops' formula) over
+    the positives; the class bias starts at -4.6 (scores 0.01)."""
+    from torchvision.ops import sigmoid_focal_loss
+    head = _tf_v3_head(num_classes=3)
+    head.init_weights()
+    assert head.cls_out_channels == 3
+    for convs, boxes in zip(head.cls_convs, (3, 6, 6, 6, 6, 6)):
+        assert convs[-1].out_channels == boxes * 3
+        assert torch.all(convs[-1].bias == -4.6)
+    torch.manual_seed(0)
+    n = 30
+    scores = torch.randn(n, 3)
+    labels = torch.full((n, ), 3)  # background
+    labels[:4] = torch.tensor([0, 1, 2, 1])
+    loss_cls, _ = head.loss_by_feat_single(
+        scores, torch.zeros(n, 4), torch.zeros(n, 4), labels, torch.ones(n),
+        torch.zeros(n, 4), torch.zeros(n, 4), avg_factor=4)
+    one_hot = nn.functional.one_hot(labels, 4)[:, :3].float()
+    expect = sigmoid_focal_loss(scores, one_hot, alpha=0.75, gamma=2.0,
+                                reduction='sum') / 4
+    torch.testing.assert_close(loss_cls, expect[None])
+    # predicting: sigmoid scores of the classes
+    head.eval()
+    feats = [torch.zeros(1, c, s, s) for c, s in zip(
+        (672, 960, 512, 256, 256, 128), (20, 10, 5, 3, 2, 1))]
+    with torch.no_grad():
+        cls_scores, _ = head(feats)
+    scores = head._anchor_scores(cls_scores[0][0])
+    assert scores.shape == (20 * 20 * 3, 3)
+    torch.testing.assert_close(scores, torch.full_like(scores, 0.01),
+                               atol=1e-4, rtol=0)
+
+
 def test_head_rejects_settings_it_would_ignore():
-    with pytest.raises(ValueError, match='softmax'):
-        _head(loss_cls=dict(type='FocalLoss', use_sigmoid=True))
+    with pytest.raises(ValueError, match='needs a sigmoid loss_cls'):
+        SSDLiteHead(train_cfg=dict(TRAIN_CFG, neg_pos_ratio=None))
+    with pytest.raises(ValueError, match='neg_pos_ratio must be an int'):
+        SSDLiteHead(train_cfg=dict(TRAIN_CFG, neg_pos_ratio=0))
+    with pytest.raises(ValueError, match='unused_class_outputs needs a'):
+        SSDLiteHead(loss_cls=TF_V3_LOSS, unused_class_outputs=10)
     with pytest.raises(ValueError, match='smoothl1_beta'):
         SSDLiteHead(train_cfg=dict(TRAIN_CFG, smoothl1_beta=1.0))
     cfg = dict(TRAIN_CFG)

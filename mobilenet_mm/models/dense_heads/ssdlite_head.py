@@ -8,14 +8,18 @@ builds exactly these layers, so this class keeps its layers and target
 assignment and changes:
 
 * the loss: softmax cross-entropy over ``num_classes + 1`` (background
-  last) with SSD hard negative mining at ``train_cfg.neg_pos_ratio`` (3:1),
-  smooth-L1 box loss, both built from ``loss_cls`` / ``loss_bbox`` configs
-  like every mmdet anchor head. mmdet 3.3.0's ``SSDHead`` never builds
+  last) with SSD hard negative mining at ``train_cfg.neg_pos_ratio`` (3:1,
+  torchvision), or a sigmoid loss over ``num_classes`` outputs (TF's
+  configs: V2 sigmoid with 3:1 mining, V3 focal without mining,
+  ``neg_pos_ratio=None``); smooth-L1 box loss; both built from
+  ``loss_cls`` / ``loss_bbox`` configs like every mmdet anchor head.
+  mmdet 3.3.0's ``SSDHead`` never builds
   ``self.loss_cls``, and ``BaseDenseHead`` reads it when predicting: that
   is its ``'SSDHead' object has no attribute 'loss_cls'`` crash;
 * the anchors: :class:`SSDLiteAnchorGenerator` (TF layout, 3 boxes on the
   first map, 6 on the others, scales 0.2-0.95);
-* the initialisation: normal, std 0.03 (TF release and torchvision);
+* the initialisation: normal, std 0.03 (TF release and torchvision), and
+  optionally TF's class bias (``cls_bias_init``, -4.6 in its V3 config);
 * the candidate selection when predicting: a partial top-k instead of a
   full sort (same detections, see :meth:`_predict_by_feat_single`), or
   torchvision's per-class top-k over all maps (``test_cfg.topk_per_class``);
@@ -55,18 +59,27 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         anchor_generator: must give ``num_base_priors`` per map.
         bbox_coder: TF's ``faster_rcnn_box_coder`` scales (10, 10, 5, 5) are
             stds (0.1, 0.1, 0.2, 0.2).
-        loss_cls: a softmax classification loss that can return per-anchor
-            losses (``reduction_override='none'``); hard negative mining
-            ranks negatives by it.
+        loss_cls: a classification loss that can return per-anchor losses
+            (``reduction_override='none'``): softmax (``num_classes + 1``
+            outputs, background last) or sigmoid (``use_sigmoid=True``,
+            ``num_classes`` outputs, e.g. TF V3's
+            ``dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
+            alpha=0.75)``). Hard negative mining ranks negatives by it
+            (summed over the classes for a sigmoid loss).
         loss_bbox: box regression loss (smooth L1, beta 1 in TF).
         reg_decoded_bbox: regress decoded boxes (for IoU losses).
-        train_cfg: mmdet anchor-head training config; needs
-            ``neg_pos_ratio``.
+        train_cfg: mmdet anchor-head training config; ``neg_pos_ratio``
+            negatives per positive (hard negative mining), or ``None``
+            for a sigmoid loss over every anchor (TF V3); a softmax loss
+            needs mining.
         test_cfg: mmdet dense-head test config (nms, score_thr, ...);
             ``topk_per_class=K`` selects torchvision's candidates (per class,
             the K best anchors of all maps above ``score_thr``) in place of
             ``nms_pre`` (per map, the best (anchor, class) pairs).
         init_std: std of the normal initialisation of every conv.
+        cls_bias_init: initial bias of the class outputs (0; TF V3's
+            ``class_prediction_bias_init`` is -4.6, a prior of 0.01 for a
+            sigmoid loss).
         unused_class_outputs: softmax outputs after the background that no
             label uses (class outputs: ``num_classes`` labels, background,
             then these). torchvision's COCO models have 10 (its 91 outputs
@@ -95,16 +108,24 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_std: float = 0.03,
+                 cls_bias_init: float = 0.,
                  unused_class_outputs: int = 0) -> None:
-        if loss_cls.get('use_sigmoid', False):
-            raise ValueError(
-                'SSDLiteHead: loss_cls must be a softmax loss '
-                '(use_sigmoid=False): hard negative mining needs the '
-                'background class')
+        sigmoid = bool(loss_cls.get('use_sigmoid', False))
         if train_cfg is not None:
             if 'neg_pos_ratio' not in train_cfg:
                 raise ValueError('SSDLiteHead: train_cfg needs neg_pos_ratio '
-                                 '(3 in SSD and SSDLite)')
+                                 '(3 in SSD and SSDLite; None for a sigmoid '
+                                 'loss without mining)')
+            ratio = train_cfg['neg_pos_ratio']
+            if ratio is None and not sigmoid:
+                raise ValueError(
+                    'SSDLiteHead: neg_pos_ratio=None (no hard negative '
+                    'mining) needs a sigmoid loss_cls; a softmax loss over '
+                    'every anchor is swamped by the background')
+            if ratio is not None and (isinstance(ratio, bool) or not
+                                      isinstance(ratio, int) or ratio < 1):
+                raise ValueError('SSDLiteHead: neg_pos_ratio must be an int '
+                                 f'>= 1 or None, got {ratio!r}')
             if 'smoothl1_beta' in train_cfg:
                 raise ValueError(
                     'SSDLiteHead: train_cfg.smoothl1_beta (mmdet SSDHead) is '
@@ -114,6 +135,10 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
                 unused_class_outputs, int) or unused_class_outputs < 0:
             raise ValueError('SSDLiteHead: unused_class_outputs must be an '
                              f'int >= 0, got {unused_class_outputs!r}')
+        if sigmoid and unused_class_outputs:
+            raise ValueError('SSDLiteHead: unused_class_outputs needs a '
+                             'softmax loss_cls (they share its sum); got '
+                             'use_sigmoid=True')
         if test_cfg is not None and test_cfg.get('topk_per_class', 0) > 0 \
                 and test_cfg.get('nms_pre', -1) > 0:
             raise ValueError(
@@ -143,9 +168,14 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         self.loss_cls = MMDET_MODELS.build(loss_cls)
         self.loss_bbox = MMDET_MODELS.build(loss_bbox)
         self.init_std = init_std
+        self.cls_bias_init = float(cls_bias_init)
         self.unused_class_outputs = unused_class_outputs
-        if unused_class_outputs:
-            self.cls_out_channels += unused_class_outputs
+        # SSDHead builds softmax outputs (num_classes + 1) whatever the loss
+        self.use_sigmoid_cls = sigmoid
+        outputs = num_classes if sigmoid else \
+            num_classes + 1 + unused_class_outputs
+        if outputs != self.cls_out_channels:
+            self.cls_out_channels = outputs
             for convs, priors in zip(self.cls_convs, self.num_base_priors):
                 last = convs[-1]
                 convs[-1] = nn.Conv2d(last.in_channels,
@@ -172,6 +202,8 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
             return
         super().init_weights()
         init_convs_normal(self, self.init_std)
+        for convs in self.cls_convs:
+            nn.init.constant_(convs[-1].bias, self.cls_bias_init)
 
     def loss_by_feat_single(self, cls_score: Tensor, bbox_pred: Tensor,
                             anchor: Tensor, labels: Tensor,
@@ -181,19 +213,25 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         """Losses of one image (all anchors of all maps, concatenated).
 
         Every positive anchor counts; of the negatives only the
-        ``neg_pos_ratio * num_pos`` with the highest classification loss.
-        Both losses are divided by ``avg_factor`` (the number of positives
-        in the batch), TF's ``normalize_loss_by_num_matches``.
+        ``neg_pos_ratio * num_pos`` with the highest classification loss,
+        or all of them with ``neg_pos_ratio=None``. Both losses are divided
+        by ``avg_factor`` (the number of positives in the batch), TF's
+        ``normalize_loss_by_num_matches``.
         """
         per_anchor = self.loss_cls(
             cls_score, labels, label_weights, reduction_override='none')
-        positive = (labels >= 0) & (labels < self.num_classes)
-        negative = labels == self.num_classes
-        num_neg = min(self.train_cfg['neg_pos_ratio'] * int(positive.sum()),
-                      int(negative.sum()))
-        hardest_neg, _ = per_anchor[negative].topk(num_neg)
-        loss_cls = (per_anchor[positive].sum() + hardest_neg.sum()) \
-            / avg_factor
+        if per_anchor.dim() == 2:  # a sigmoid loss: one column per class
+            per_anchor = per_anchor.sum(-1)
+        ratio = self.train_cfg['neg_pos_ratio']
+        if ratio is None:
+            loss_cls = per_anchor.sum() / avg_factor
+        else:
+            positive = (labels >= 0) & (labels < self.num_classes)
+            negative = labels == self.num_classes
+            num_neg = min(ratio * int(positive.sum()), int(negative.sum()))
+            hardest_neg, _ = per_anchor[negative].topk(num_neg)
+            loss_cls = (per_anchor[positive].sum() + hardest_neg.sum()) \
+                / avg_factor
         if self.reg_decoded_bbox:
             bbox_pred = self.bbox_coder.decode(anchor, bbox_pred)
         loss_bbox = self.loss_bbox(
@@ -276,7 +314,7 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
     def _anchor_scores(self, cls_score: Tensor) -> Tensor:
         """(anchors, num_classes) scores of one map of one image."""
         logits = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels)
-        if self.use_sigmoid_cls:
+        if self.use_sigmoid_cls:  # no background output
             return logits.sigmoid()
         # background (then any unused outputs) after the classes
         return logits.softmax(-1)[:, :self.num_classes]
