@@ -9,8 +9,11 @@
 # two backbone maps (stride 16 and 32), four extra layers of 512/256/256/128
 # channels, separable 3x3 predictors on all six maps, SSD anchors with scales
 # 0.2-0.95 (3 boxes on the first map, 6 on the others), BN eps 1e-3 and
-# decay 0.97 (momentum 0.03), ReLU6; softmax loss with hard negative mining
-# 3:1 (MobileNetV2 paper; TF ssdlite_mobilenet_v2_coco.config; torchvision).
+# decay 0.97 (momentum 0.03), ReLU6.
+# Loss: torchvision's (softmax, 3:1 hard negatives, smooth L1 over the
+# matches), with its optimiser and schedule. TF trains with sigmoid losses
+# instead (V2 config: 3:1 hard negatives; V3 config: focal, no mining);
+# configs/README.md, "Recipes against their references".
 # The backbone starts from scratch, as in the TF release ("initialized from
 # scratch") and torchvision, with their init (normal std 0.03 everywhere); to
 # start from ImageNet weights set
