@@ -104,3 +104,24 @@ def test_schedule_is_warm_up_then_cosine():
 def test_bad_arguments_are_refused(argv, fragment):
     with pytest.raises(CLIError, match=fragment):
         parity.parse_args(argv)
+
+
+def test_device_cuda_needs_a_gpu():
+    import torch
+    if torch.cuda.is_available():
+        assert parity.parse_args(['--device', 'cuda']).device == 'cuda'
+    else:
+        with pytest.raises(CLIError, match='--device cuda: torch sees no GPU'):
+            parity.parse_args(['--device', 'cuda'])
+
+
+def test_cpu_runs_hide_the_gpu_only_while_they_run(monkeypatch):
+    """mmengine's Runner would take a GPU it sees: a --device cpu run hides
+    it, and gives the setting back afterwards."""
+    import os
+    seen = []
+    monkeypatch.setattr(parity, '_run_one', lambda *a: seen.append(
+        os.environ.get('CUDA_VISIBLE_DEVICES')) or {})
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')
+    parity.run_one(parity.parse_args([]), 'torchvision', 0, '', 1)
+    assert seen == [''] and os.environ['CUDA_VISIBLE_DEVICES'] == '3'

@@ -4,7 +4,8 @@ same way on the same generated data (issue 14).
     python tools/analysis/learning_parity.py [--seeds 0 1 2] [--iters 600]
         [--batch 16] [--size 128] [--num-train 480] [--num-val 100]
         [--lr 0.15] [--our-configs CONFIG ...] [--cfg-options KEY=VALUE ...]
-        [--no-torchvision] [--jobs 1] [--work-dir DIR] [--quick]
+        [--no-torchvision] [--device cpu|cuda] [--jobs 1] [--work-dir DIR]
+        [--quick]
 
 Both sides see the same synthetic COCO-format shapes (mobilenet_mm.datasets.
 generate_coco_detection), at the same image size, for the same number of
@@ -117,6 +118,10 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (default: OMP_NUM_THREADS, '
                         'else 1)')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'),
+                        help='where both sides train (cuda: the first GPU; '
+                        'a few seconds per hundred iterations, so that '
+                        'longer runs fit)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs (side, seed) trained at the same time, in '
                         'separate processes of --threads threads each; the '
@@ -148,6 +153,11 @@ def parse_args(argv=None):
             raise CLIError(f'--our-configs: {config} is given twice')
     if args.jobs < 1:
         raise CLIError(f'--jobs must be >= 1, got {args.jobs}')
+    if args.device == 'cuda':
+        import torch
+        if not torch.cuda.is_available():
+            raise CLIError('--device cuda: torch sees no GPU here; allowed: '
+                           'cpu')
     if args.threads < 0:
         raise CLIError(f'--threads must be >= 0, got {args.threads}')
     return args
@@ -239,7 +249,8 @@ def torchvision_dataset(root: str, split: str, train: bool):
 def run_torchvision(args, seed: int, root: str, num_classes: int) -> dict:
     import torch
     seed_everything(seed)
-    model = torchvision_model(num_classes, args.size)
+    device = torch.device(args.device)
+    model = torchvision_model(num_classes, args.size).to(device)
     train_set = torchvision_dataset(root, 'train', train=True)
     loader = torch.utils.data.DataLoader(
         train_set, batch_size=args.batch, shuffle=True, num_workers=0,
@@ -255,7 +266,9 @@ def run_torchvision(args, seed: int, root: str, num_classes: int) -> dict:
     step, start, loss_history = 0, time.time(), []
     while step < args.iters:
         for images, targets in loader:
-            losses = model(list(images), list(targets))
+            losses = model([image.to(device) for image in images],
+                           [{k: v.to(device) for k, v in target.items()}
+                            for target in targets])
             loss = sum(losses.values())
             if not torch.isfinite(loss):
                 raise CLIError(f'torchvision side: loss {float(loss)} at '
@@ -277,7 +290,7 @@ def run_torchvision(args, seed: int, root: str, num_classes: int) -> dict:
         for index in range(0, len(val_set), 16):
             batch = [val_set[i] for i in range(index,
                                                min(index + 16, len(val_set)))]
-            outputs = model([image for image, _ in batch])
+            outputs = model([image.to(device) for image, _ in batch])
             for (_, target), output in zip(batch, outputs):
                 for box, score, label in zip(output['boxes'].tolist(),
                                              output['scores'].tolist(),
@@ -436,6 +449,21 @@ def summary(values):
 def run_one(args, side: str, seed: int, root: str, threads: int) -> dict:
     """One training and evaluation (``side``: ``'torchvision'`` or one of
     our configs); also the worker of ``--jobs``."""
+    visible_before = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if args.device == 'cpu':
+        # mmengine's Runner takes the GPU whenever it sees one; CUDA reads
+        # this when it first starts, which is later.
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    try:
+        return _run_one(args, side, seed, root, threads)
+    finally:
+        if visible_before is None:
+            os.environ.pop('CUDA_VISIBLE_DEVICES', None)
+        else:
+            os.environ['CUDA_VISIBLE_DEVICES'] = visible_before
+
+
+def _run_one(args, side: str, seed: int, root: str, threads: int) -> dict:
     import torch
     torch.set_num_threads(threads)
     from mobilenet_mm.datasets import DET_CLASSES
