@@ -305,7 +305,8 @@ def test_head_loss_and_predict_through_detector():
     assert results[0].pred_instances.bboxes.shape[1] == 4
 
 
-TF_V3_LOSS = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.75)
+TF_V3_LOSS = dict(type='mobilenet_mm.PortableFocalLoss', use_sigmoid=True,
+                  gamma=2.0, alpha=0.75)
 
 
 def _tf_v3_head(num_classes):

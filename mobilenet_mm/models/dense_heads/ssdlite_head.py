@@ -63,9 +63,9 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
             (``reduction_override='none'``): softmax (``num_classes + 1``
             outputs, background last) or sigmoid (``use_sigmoid=True``,
             ``num_classes`` outputs, e.g. TF V3's
-            ``dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
-            alpha=0.75)``). Hard negative mining ranks negatives by it
-            (summed over the classes for a sigmoid loss).
+            ``dict(type='mobilenet_mm.PortableFocalLoss', use_sigmoid=True,
+            gamma=2.0, alpha=0.75)``). Hard negative mining ranks
+            negatives by it (summed over the classes for a sigmoid loss).
         loss_bbox: box regression loss (smooth L1, beta 1 in TF).
         reg_decoded_bbox: regress decoded boxes (for IoU losses).
         train_cfg: mmdet anchor-head training config; ``neg_pos_ratio``
