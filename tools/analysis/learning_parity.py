@@ -267,7 +267,8 @@ def run_torchvision(args, seed: int, root: str, num_classes: int) -> dict:
     while step < args.iters:
         for images, targets in loader:
             losses = model([image.to(device) for image in images],
-                           [{k: v.to(device) for k, v in target.items()}
+                           [{k: v.to(device) if torch.is_tensor(v) else v
+                             for k, v in target.items()}
                             for target in targets])
             loss = sum(losses.values())
             if not torch.isfinite(loss):
