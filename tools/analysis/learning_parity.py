@@ -61,6 +61,7 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 
+from mobilenet_mm.analysis.benchmark_suites import config_name  # noqa: E402
 from mobilenet_mm.apis import (build_runner, load_config,  # noqa: E402
                                register_host_modules, run_cli)
 from mobilenet_mm.errors import CLIError  # noqa: E402
@@ -375,16 +376,16 @@ def our_config(args, config: str, seed: int, root: str, classes,
 
 def side_name(config: str, cfg_options: dict) -> str:
     """The table's name of one of our configs (and the overrides)."""
-    name = 'ours: ' + osp.splitext(osp.basename(config))[0]
+    name = 'ours: ' + config_name(config)
     if cfg_options:
         name += ' + ' + ', '.join(f'{k}={v}' for k, v in cfg_options.items())
     return name
 
 
 def run_ours(args, config: str, seed: int, root: str, classes) -> dict:
-    stem = osp.splitext(osp.basename(config))[0]
     index = args.our_configs.index(config)
-    work_dir = osp.join(args.work_dir, f'ours{index}-{stem}_seed{seed}')
+    work_dir = osp.join(args.work_dir,
+                        f'ours{index}-{config_name(config)}_seed{seed}')
     cfg = our_config(args, config, seed, root, classes, work_dir)
     seed_everything(seed)
     runner = build_runner(cfg)
