@@ -36,8 +36,8 @@ torchvision's: torchvision's from-scratch model halves the last stage
 (reduced tail) and lays 6 anchors on every map, ours follows [V3] Table 6 /
 TF (full tail, 3 anchors on the first map); the script prints how well
 each config's anchors cover the training boxes. Both sides print their
-training loss per 50 iterations (the same loss: the training-loss test in
-tests/models/test_torchvision_trained.py).
+training loss per 50 iterations (with the shipped configs the same loss:
+the training-loss test in tests/models/test_torchvision_trained.py).
 
 The learning rate is torchvision's 0.15 at a batch of 16, 12x its rate
 per image (0.15 for 8 x 24 images), so that a few hundred iterations learn
@@ -195,9 +195,11 @@ LOSS_WINDOW = 50  # iterations averaged per point of the loss curves
 
 
 def loss_curve(losses) -> list:
-    """Mean training loss of each window of ``LOSS_WINDOW`` iterations
-    (both sides' losses are the same sum: softmax with 3:1 hard negatives
-    plus smooth-L1, each over the batch's positives)."""
+    """Mean training loss of each window of ``LOSS_WINDOW`` iterations.
+    With the shipped configs both sides' losses are the same sum (softmax
+    with 3:1 hard negatives plus smooth-L1, each over the batch's
+    positives); a ``--cfg-options`` loss change makes the curves
+    incomparable."""
     return [round(statistics.fmean(losses[i:i + LOSS_WINDOW]), 3)
             for i in range(0, len(losses), LOSS_WINDOW)]
 
