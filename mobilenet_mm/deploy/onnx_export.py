@@ -273,8 +273,12 @@ class DetectorExport(nn.Module):
         deltas = torch.cat([
             b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds],
             dim=1)
-        scores = (logits.sigmoid() if head.use_sigmoid_cls else
-                  logits.softmax(-1)[..., :head.num_classes])
+        if hasattr(head, 'class_scores'):
+            # SSDLiteHead: background (and unused) outputs after the classes
+            scores = head.class_scores(logits)
+        else:  # mmdet's heads: sigmoid ones have one output per class
+            scores = (logits.sigmoid() if head.use_sigmoid_cls else
+                      logits.softmax(-1)[..., :head.num_classes])
         coder = head.bbox_coder
         priors = self.priors.unsqueeze(0).expand(batch, -1, -1)
         boxes = delta2bbox(priors.reshape(-1, 4), deltas.reshape(-1, 4),

@@ -311,37 +311,49 @@ TF_V3_LOSS = dict(type='mobilenet_mm.PortableFocalLoss', use_sigmoid=True,
 
 def _tf_v3_head(num_classes):
     """TF's ssdlite_mobilenet_v3_large_320x320_coco.config loss: sigmoid
-    focal alpha 0.75 gamma 2 over every anchor, class bias -4.6."""
+    focal alpha 0.75 gamma 2 over every anchor, class bias -4.6, the
+    background output's target 0 (encode_background_as_zeros)."""
     return SSDLiteHead(num_classes=num_classes, loss_cls=TF_V3_LOSS,
-                       cls_bias_init=-4.6,
+                       cls_bias_init=-4.6, encode_background_as_zeros=True,
                        train_cfg=dict(TRAIN_CFG, neg_pos_ratio=None),
                        test_cfg=TEST_CFG)
 
 
+def _sigmoid_batch(num_classes, n=30):
+    """Logits of n anchors (classes + background output), the first four
+    positive, the rest background."""
+    torch.manual_seed(0)
+    scores = torch.randn(n, num_classes + 1)
+    labels = torch.full((n, ), num_classes)  # background
+    labels[:4] = torch.tensor([0, 1, 2, 1])
+    return scores, labels
+
+
 def test_sigmoid_focal_loss_over_every_anchor():
-    """TF V3's loss: num_classes outputs per box (no background), the
-    focal loss of every anchor and class (torchvision.ops' formula) over
-    the positives; the class bias starts at -4.6 (scores 0.01)."""
+    """TF V3's loss: the same num_classes + 1 outputs per box as the
+    softmax head (TF keeps its background output), the focal loss of every
+    anchor and output (torchvision.ops' formula) over the positives, the
+    background output's target 0 everywhere; the class bias starts at -4.6
+    (scores 0.01), and only the classes are scored."""
     from torchvision.ops import sigmoid_focal_loss
     head = _tf_v3_head(num_classes=3)
     head.init_weights()
-    assert head.cls_out_channels == 3
+    assert head.cls_out_channels == 4
+    assert head.cls_out_channels == SSDLiteHead(num_classes=3).cls_out_channels
     for convs, boxes in zip(head.cls_convs, (3, 6, 6, 6, 6, 6)):
-        assert convs[-1].out_channels == boxes * 3
+        assert convs[-1].out_channels == boxes * 4
         assert torch.all(convs[-1].bias == -4.6)
-    torch.manual_seed(0)
-    n = 30
-    scores = torch.randn(n, 3)
-    labels = torch.full((n, ), 3)  # background
-    labels[:4] = torch.tensor([0, 1, 2, 1])
+    scores, labels = _sigmoid_batch(3)
+    n = len(labels)
     loss_cls, _ = head.loss_by_feat_single(
         scores, torch.zeros(n, 4), torch.zeros(n, 4), labels, torch.ones(n),
         torch.zeros(n, 4), torch.zeros(n, 4), avg_factor=4)
-    one_hot = nn.functional.one_hot(labels, 4)[:, :3].float()
-    expect = sigmoid_focal_loss(scores, one_hot, alpha=0.75, gamma=2.0,
+    target = nn.functional.one_hot(labels, 4).float()
+    target[:, 3] = 0  # TF encode_background_as_zeros
+    expect = sigmoid_focal_loss(scores, target, alpha=0.75, gamma=2.0,
                                 reduction='sum') / 4
     torch.testing.assert_close(loss_cls, expect[None])
-    # predicting: sigmoid scores of the classes
+    # predicting: sigmoid scores of the classes, the background dropped
     head.eval()
     feats = [torch.zeros(1, c, s, s) for c, s in zip(
         (672, 960, 512, 256, 256, 128), (20, 10, 5, 3, 2, 1))]
@@ -351,6 +363,33 @@ def test_sigmoid_focal_loss_over_every_anchor():
     assert scores.shape == (20 * 20 * 3, 3)
     torch.testing.assert_close(scores, torch.full_like(scores, 0.01),
                                atol=1e-4, rtol=0)
+    logits = torch.randn(5, 4)
+    torch.testing.assert_close(head.class_scores(logits),
+                               logits[:, :3].sigmoid())
+
+
+def test_sigmoid_loss_with_background_class_and_mining():
+    """TF V2's loss: a sigmoid over every output with the background
+    output trained as a class (target 1 at unmatched anchors, TF's default
+    encode_background_as_zeros=false), 3:1 hard negatives ranked by the
+    loss summed over the outputs; an unused output's target is 0."""
+    head = SSDLiteHead(
+        num_classes=3, unused_class_outputs=1,
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True),
+        train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)
+    assert head.cls_out_channels == 5
+    scores, labels = _sigmoid_batch(3, n=40)
+    scores = torch.cat([scores, torch.randn(40, 1)], 1)  # the unused one
+    n = len(labels)
+    loss_cls, _ = head.loss_by_feat_single(
+        scores, torch.zeros(n, 4), torch.zeros(n, 4), labels, torch.ones(n),
+        torch.zeros(n, 4), torch.zeros(n, 4), avg_factor=4)
+    target = nn.functional.one_hot(labels, 5).float()
+    per_anchor = nn.functional.binary_cross_entropy_with_logits(
+        scores, target, reduction='none').sum(1)
+    hardest = per_anchor[4:].topk(3 * 4).values
+    expect = (per_anchor[:4].sum() + hardest.sum()) / 4
+    torch.testing.assert_close(loss_cls, expect[None])
 
 
 def test_head_rejects_settings_it_would_ignore():
@@ -358,8 +397,11 @@ def test_head_rejects_settings_it_would_ignore():
         SSDLiteHead(train_cfg=dict(TRAIN_CFG, neg_pos_ratio=None))
     with pytest.raises(ValueError, match='neg_pos_ratio must be an int'):
         SSDLiteHead(train_cfg=dict(TRAIN_CFG, neg_pos_ratio=0))
-    with pytest.raises(ValueError, match='unused_class_outputs needs a'):
-        SSDLiteHead(loss_cls=TF_V3_LOSS, unused_class_outputs=10)
+    with pytest.raises(ValueError, match='encode_background_as_zeros=True '
+                       'needs a sigmoid'):
+        SSDLiteHead(encode_background_as_zeros=True)
+    with pytest.raises(ValueError, match='must be True or False'):
+        SSDLiteHead(loss_cls=TF_V3_LOSS, encode_background_as_zeros=1)
     with pytest.raises(ValueError, match='smoothl1_beta'):
         SSDLiteHead(train_cfg=dict(TRAIN_CFG, smoothl1_beta=1.0))
     cfg = dict(TRAIN_CFG)

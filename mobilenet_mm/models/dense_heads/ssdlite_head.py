@@ -9,10 +9,14 @@ assignment and changes:
 
 * the loss: softmax cross-entropy over ``num_classes + 1`` (background
   last) with SSD hard negative mining at ``train_cfg.neg_pos_ratio`` (3:1,
-  torchvision), or a sigmoid loss over ``num_classes`` outputs (TF's
-  configs: V2 sigmoid with 3:1 mining, V3 focal without mining,
-  ``neg_pos_ratio=None``); smooth-L1 box loss; both built from
-  ``loss_cls`` / ``loss_bbox`` configs like every mmdet anchor head.
+  torchvision), or a sigmoid loss over the same outputs, as in TF's
+  configs: V2 sigmoid with 3:1 mining and the background output trained as
+  a class; V3 focal over every anchor (``neg_pos_ratio=None``) with
+  ``encode_background_as_zeros`` (the background output's target is 0
+  everywhere, so it is a dead output TF keeps and drops when predicting);
+  smooth-L1 box loss; both built from ``loss_cls`` / ``loss_bbox`` configs
+  like every mmdet anchor head. The class outputs are the same for every
+  loss, so the loss never changes the architecture or its parameters.
   mmdet 3.3.0's ``SSDHead`` never builds
   ``self.loss_cls``, and ``BaseDenseHead`` reads it when predicting: that
   is its ``'SSDHead' object has no attribute 'loss_cls'`` crash;
@@ -25,7 +29,8 @@ assignment and changes:
   torchvision's per-class top-k over all maps (``test_cfg.topk_per_class``);
 * optional class outputs that no label uses (``unused_class_outputs``):
   torchvision's COCO detectors predict 91 scores, 10 of them for ids COCO
-  never assigned; they share the softmax, so a converted model keeps them.
+  never assigned; they share the softmax, so a converted model keeps them
+  (a sigmoid loss trains them to 0).
 * the NMS: mmcv's, or torchvision's where mmcv has no kernel for the
   device (:class:`~mobilenet_mm.models.utils.AnyDeviceNMSMixin`).
 """
@@ -61,11 +66,12 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
             stds (0.1, 0.1, 0.2, 0.2).
         loss_cls: a classification loss that can return per-anchor losses
             (``reduction_override='none'``): softmax (``num_classes + 1``
-            outputs, background last) or sigmoid (``use_sigmoid=True``,
-            ``num_classes`` outputs, e.g. TF V3's
+            outputs, background last) or sigmoid (``use_sigmoid=True``, one
+            logistic per output, e.g. TF V3's
             ``dict(type='mobilenet_mm.PortableFocalLoss', use_sigmoid=True,
             gamma=2.0, alpha=0.75)``). Hard negative mining ranks
-            negatives by it (summed over the classes for a sigmoid loss).
+            negatives by it (summed over the outputs for a sigmoid loss,
+            as TF does).
         loss_bbox: box regression loss (smooth L1, beta 1 in TF).
         reg_decoded_bbox: regress decoded boxes (for IoU losses).
         train_cfg: mmdet anchor-head training config; ``neg_pos_ratio``
@@ -80,11 +86,16 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         cls_bias_init: initial bias of the class outputs (0; TF V3's
             ``class_prediction_bias_init`` is -4.6, a prior of 0.01 for a
             sigmoid loss).
+        encode_background_as_zeros: with a sigmoid loss, train the
+            background output to 0 at every anchor (TF's field of that
+            name, true in its V3 config) instead of to 1 at the unmatched
+            anchors (False, TF's default and its V2 config). Needs a
+            sigmoid loss: a softmax has no all-zero target.
         unused_class_outputs: softmax outputs after the background that no
             label uses (class outputs: ``num_classes`` labels, background,
             then these). torchvision's COCO models have 10 (its 91 outputs
             hold the ids COCO left unassigned, "N/A"); never predicted and
-            never a training target, but part of the softmax's sum.
+            never a positive target, but part of the softmax's sum.
     """
 
     def __init__(self,
@@ -109,6 +120,7 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
                  test_cfg: Optional[dict] = None,
                  init_std: float = 0.03,
                  cls_bias_init: float = 0.,
+                 encode_background_as_zeros: bool = False,
                  unused_class_outputs: int = 0) -> None:
         sigmoid = bool(loss_cls.get('use_sigmoid', False))
         if train_cfg is not None:
@@ -135,10 +147,15 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
                 unused_class_outputs, int) or unused_class_outputs < 0:
             raise ValueError('SSDLiteHead: unused_class_outputs must be an '
                              f'int >= 0, got {unused_class_outputs!r}')
-        if sigmoid and unused_class_outputs:
-            raise ValueError('SSDLiteHead: unused_class_outputs needs a '
-                             'softmax loss_cls (they share its sum); got '
-                             'use_sigmoid=True')
+        if not isinstance(encode_background_as_zeros, bool):
+            raise ValueError('SSDLiteHead: encode_background_as_zeros must '
+                             f'be True or False, got '
+                             f'{encode_background_as_zeros!r}')
+        if encode_background_as_zeros and not sigmoid:
+            raise ValueError(
+                'SSDLiteHead: encode_background_as_zeros=True needs a '
+                'sigmoid loss_cls (use_sigmoid=True); a softmax loss has no '
+                'all-zero target')
         if test_cfg is not None and test_cfg.get('topk_per_class', 0) > 0 \
                 and test_cfg.get('nms_pre', -1) > 0:
             raise ValueError(
@@ -169,11 +186,12 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         self.loss_bbox = MMDET_MODELS.build(loss_bbox)
         self.init_std = init_std
         self.cls_bias_init = float(cls_bias_init)
+        self.encode_background_as_zeros = encode_background_as_zeros
         self.unused_class_outputs = unused_class_outputs
-        # SSDHead builds softmax outputs (num_classes + 1) whatever the loss
         self.use_sigmoid_cls = sigmoid
-        outputs = num_classes if sigmoid else \
-            num_classes + 1 + unused_class_outputs
+        # The classes, the background, then any unused outputs, whatever
+        # the loss (TF keeps its background output with sigmoid losses).
+        outputs = num_classes + 1 + unused_class_outputs
         if outputs != self.cls_out_channels:
             self.cls_out_channels = outputs
             for convs, priors in zip(self.cls_convs, self.num_base_priors):
@@ -218,9 +236,15 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
         by ``avg_factor`` (the number of positives in the batch), TF's
         ``normalize_loss_by_num_matches``.
         """
+        loss_labels = labels
+        if self.encode_background_as_zeros:
+            # mmdet's sigmoid losses read label == number of outputs as
+            # "no output is 1" (TF's all-zero unmatched target)
+            loss_labels = torch.where(labels == self.num_classes,
+                                      self.cls_out_channels, labels)
         per_anchor = self.loss_cls(
-            cls_score, labels, label_weights, reduction_override='none')
-        if per_anchor.dim() == 2:  # a sigmoid loss: one column per class
+            cls_score, loss_labels, label_weights, reduction_override='none')
+        if per_anchor.dim() == 2:  # a sigmoid loss: one column per output
             per_anchor = per_anchor.sum(-1)
         ratio = self.train_cfg['neg_pos_ratio']
         if ratio is None:
@@ -313,8 +337,15 @@ class SSDLiteHead(AnyDeviceNMSMixin, SSDHead):
 
     def _anchor_scores(self, cls_score: Tensor) -> Tensor:
         """(anchors, num_classes) scores of one map of one image."""
-        logits = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels)
-        if self.use_sigmoid_cls:  # no background output
-            return logits.sigmoid()
-        # background (then any unused outputs) after the classes
-        return logits.softmax(-1)[:, :self.num_classes]
+        return self.class_scores(
+            cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels))
+
+    def class_scores(self, logits: Tensor) -> Tensor:
+        """Scores of the classes from logits of every output
+        (``(..., cls_out_channels)`` to ``(..., num_classes)``): the
+        background (then any unused outputs) after the classes is dropped,
+        after the softmax or, for a sigmoid loss, before the sigmoid (TF's
+        post-processing slices it off)."""
+        if self.use_sigmoid_cls:
+            return logits[..., :self.num_classes].sigmoid()
+        return logits.softmax(-1)[..., :self.num_classes]
