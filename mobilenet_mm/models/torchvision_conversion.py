@@ -92,6 +92,14 @@ def _sub_state(model: nn.Module, module: str):
 
 
 def _check_coco_layout(head) -> None:
+    if head.use_sigmoid_cls:
+        # its weights were trained for a softmax; sigmoid scores of them
+        # would rank the classes differently
+        raise ValueError(
+            "torchvision's SSDLite scores with a softmax; the config head "
+            'has a sigmoid loss_cls (use_sigmoid=True): use the softmax '
+            'CrossEntropyLoss, as configs/ssdlite/ssdlite_mobilenetv3-large-'
+            'reduced-torchvision_8xb24-660e_coco-320x320.py does')
     if (head.num_classes, head.unused_class_outputs) != (
             COCO_NUM_CLASSES, COCO_NUM_IDS - 1 - COCO_NUM_CLASSES):
         raise ValueError(

@@ -533,3 +533,22 @@ def test_new_options_refuse_bad_values():
     for build, message in _bad_values():
         with pytest.raises(ValueError, match=message):
             build()
+
+
+def test_conversion_refuses_heads_that_would_score_differently():
+    """torchvision's SSDLite weights need its softmax over 91 outputs: the
+    paper configs' sigmoid head and another class count are refused before
+    any tensor is read."""
+    from mobilenet_mm.analysis.model_stats import build_model_from_config
+    from mobilenet_mm.models.torchvision_conversion import \
+        convert_torchvision_model
+    paper = Config.fromfile(osp.join(
+        ROOT, 'configs', 'ssdlite',
+        'ssdlite_mobilenetv3-large-reduced-scratch_8xb24-660e_coco-'
+        '320x320.py'))
+    with pytest.raises(ValueError, match='scores with a softmax'):
+        convert_torchvision_model({}, build_model_from_config(paper))
+    other_classes = Config.fromfile(SSDLITE)
+    other_classes.model.bbox_head.num_classes = 3
+    with pytest.raises(ValueError, match='must have num_classes=80'):
+        convert_torchvision_model({}, build_model_from_config(other_classes))
