@@ -3,7 +3,10 @@
 # stride 16) and Conv2d_13_pointwise (1024 ch, stride 32) = our stage 3 and
 # stage 4 outputs; V1 has no expansion layers.
 # [V2] Table 6: 22.2 mAP, 5.1M params, 1.3B MAdds.
-_base_ = './ssdlite_mobilenetv3-large-scratch_8xb24-660e_coco-320x320.py'
+# The V2 config's recipe and loss: TF's ssdlite_mobilenet_v1_coco.config
+# has the same loss (sigmoid, 3:1 hard negatives), its miner keeping no
+# minimum of negatives per image.
+_base_ = './ssdlite_mobilenetv2-scratch_8xb24-660e_coco-320x320.py'
 
 model = dict(
     backbone=dict(

@@ -17,6 +17,8 @@
 # * classes: 91 softmax outputs (background, COCO ids 1-90, ten of them never
 #   assigned); ours hold mmdet's 80 classes, the background, then the ten
 #   unused outputs, which stay in the softmax so that scores are identical;
+# * loss: softmax, 3:1 hard negatives, smooth L1 over the matches
+#   (torchvision/models/detection/ssd.py compute_loss), no class bias;
 # * post-processing: per class the 300 best anchors above score 0.001, NMS
 #   IoU 0.55, 300 detections, no minimum box size.
 _base_ = './ssdlite_mobilenetv3-large-reduced-scratch_8xb24-660e_coco-320x320.py'
@@ -26,7 +28,13 @@ model = dict(
         num_classes=80,
         unused_class_outputs=10,
         anchor_generator=dict(
-            reduce_first_level=False, layout='torchvision', clip_sizes=True)),
+            reduce_first_level=False, layout='torchvision', clip_sizes=True),
+        loss_cls=dict(_delete_=True, type='CrossEntropyLoss',
+                      use_sigmoid=False, loss_weight=1.0),
+        encode_background_as_zeros=False,
+        cls_bias_init=0.,
+        loss_bbox=dict(loss_weight=1.0)),
+    train_cfg=dict(neg_pos_ratio=3),
     test_cfg=dict(
         _delete_=True,
         nms_pre=-1,  # replaced by torchvision's per-class selection

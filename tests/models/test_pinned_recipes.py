@@ -6,8 +6,9 @@ SSDLite ([V2] section 6.2, [V3] section 6.2, TF object_detection's
 ssdlite configs, torchvision's ssdlite320): anchor scales 0.2-0.95 over
 six maps, TF's box coder scales (10, 10, 5, 5) = stds (0.1, 0.1, 0.2, 0.2),
 inputs mapped to [-1, 1] in RGB order, NMS IoU 0.6 class by class
-(``split_thr=0``), at most 100 detections, 3:1 hard negatives with IoU 0.5
-matching, BN eps 1e-3 / momentum 0.03 (TF decay 0.97).
+(``split_thr=0``), at most 100 detections, IoU 0.5 matching, TF's losses
+(V1/V2: sigmoid with 3:1 hard negatives; V3/V4: focal over every anchor),
+BN eps 1e-3 / momentum 0.03 (TF decay 0.97).
 """
 import glob
 import math
@@ -106,16 +107,30 @@ def test_post_processing_and_matching(ssdlite):
     assert (test_cfg.max_per_img, test_cfg.score_thr, test_cfg.nms_pre) == \
         (100, 0.001, 1000)
     train_cfg = ssdlite.model.train_cfg
-    assert train_cfg.neg_pos_ratio == 3
     assigner = train_cfg.assigner
     assert (assigner.type, assigner.pos_iou_thr, assigner.neg_iou_thr,
             assigner.min_pos_iou, assigner.gt_max_assign_all) == \
         ('MaxIoUAssigner', 0.5, 0.5, 0., False)
     head = ssdlite.model.bbox_head
-    assert head.loss_cls == dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                 loss_weight=1.0)
-    assert head.loss_bbox == dict(type='SmoothL1Loss', beta=1.0,
-                                  loss_weight=1.0)
+    if ssdlite.model.backbone.type in ('mobilenet_mm.MobileNetV1',
+                                       'mobilenet_mm.MobileNetV2'):
+        # TF ssdlite_mobilenet_v{1,2}_coco.config: sigmoid, background as a
+        # class, 3:1 hard negatives, box loss over the matches
+        assert head.loss_cls == dict(type='CrossEntropyLoss',
+                                     use_sigmoid=True, loss_weight=1.0)
+        assert (head.encode_background_as_zeros, head.cls_bias_init,
+                train_cfg.neg_pos_ratio, head.loss_bbox.loss_weight) == \
+            (False, 0., 3, 1.0)
+    else:
+        # TF ssdlite_mobilenet_v3_large_320x320_coco.config: focal over every
+        # anchor, background target 0, bias -4.6, box loss / code size 4
+        assert head.loss_cls == dict(
+            type='mobilenet_mm.PortableFocalLoss', use_sigmoid=True,
+            gamma=2.0, alpha=0.75, loss_weight=1.0)
+        assert (head.encode_background_as_zeros, head.cls_bias_init,
+                train_cfg.neg_pos_ratio, head.loss_bbox.loss_weight) == \
+            (True, -4.6, None, 0.25)
+    assert (head.loss_bbox.type, head.loss_bbox.beta) == ('SmoothL1Loss', 1.)
 
 
 def test_tf_batch_norm_everywhere(ssdlite):

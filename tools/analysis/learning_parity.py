@@ -25,9 +25,12 @@ to ``--iters`` steps.
   by mmengine's Runner, with only the data, class count, input size and
   schedule length replaced. By default ``configs/ssdlite_v3.py`` and the
   same recipe on torchvision's architecture
-  (``ssdlite_mobilenetv3-large-reduced-torchvision_*.py``), which tells
-  the recipe from the architecture. ``--cfg-options`` changes every one of
-  them (an ablation); ``--no-torchvision`` then skips the torchvision runs.
+  (``ssdlite_mobilenetv3-large-reduced-torchvision_*.py``, torchvision's
+  loss too), which tells the recipe from the architecture. ``ssdlite_v3``
+  trains with TF V3's loss (sigmoid focal), the torchvision-layout config
+  with torchvision's (softmax, 3:1 hard negatives). ``--cfg-options``
+  changes every one of them (an ablation); ``--no-torchvision`` then skips
+  the torchvision runs.
 
 Each side's val detections are scored by the same pycocotools COCOeval on
 the same val split. The target (configs/README.md): our mean mAP >=
@@ -36,8 +39,10 @@ torchvision's: torchvision's from-scratch model halves the last stage
 (reduced tail) and lays 6 anchors on every map, ours follows [V3] Table 6 /
 TF (full tail, 3 anchors on the first map); the script prints how well
 each config's anchors cover the training boxes. Both sides print their
-training loss per 50 iterations (with the shipped configs the same loss:
-the training-loss test in tests/models/test_torchvision_trained.py).
+training loss per 50 iterations (the torchvision-layout config's is
+torchvision's loss: the training-loss test in
+tests/models/test_torchvision_trained.py; ``ssdlite_v3``'s is TF V3's
+focal loss, on another scale).
 
 The learning rate is torchvision's 0.15 at a batch of 16, 12x its rate
 per image (0.15 for 8 x 24 images), so that a few hundred iterations learn
@@ -196,10 +201,10 @@ LOSS_WINDOW = 50  # iterations averaged per point of the loss curves
 
 def loss_curve(losses) -> list:
     """Mean training loss of each window of ``LOSS_WINDOW`` iterations.
-    With the shipped configs both sides' losses are the same sum (softmax
-    with 3:1 hard negatives plus smooth-L1, each over the batch's
-    positives); a ``--cfg-options`` loss change makes the curves
-    incomparable."""
+    Comparable across sides only where the losses are the same: the
+    torchvision-layout config's and torchvision's (softmax with 3:1 hard
+    negatives plus smooth-L1, each over the batch's positives), unless
+    ``--cfg-options`` changes the loss."""
     return [round(statistics.fmean(losses[i:i + LOSS_WINDOW]), 3)
             for i in range(0, len(losses), LOSS_WINDOW)]
 

@@ -10,10 +10,13 @@
 # channels, separable 3x3 predictors on all six maps, SSD anchors with scales
 # 0.2-0.95 (3 boxes on the first map, 6 on the others), BN eps 1e-3 and
 # decay 0.97 (momentum 0.03), ReLU6.
-# Loss: torchvision's (softmax, 3:1 hard negatives, smooth L1 over the
-# matches), with its optimiser and schedule. TF trains with sigmoid losses
-# instead (V2 config: 3:1 hard negatives; V3 config: focal, no mining);
-# configs/README.md, "Recipes against their references".
+# Loss: TF's V3 config (ssdlite_mobilenet_v3_large_320x320_coco.config):
+# sigmoid focal alpha 0.75 gamma 2 over every anchor (no mining), the
+# background output kept but trained to 0 (encode_background_as_zeros),
+# class bias -4.6, smooth L1 divided by the box code size 4
+# (normalize_loc_loss_by_codesize); the V1/V2 configs take TF's V2 loss and
+# the torchvision-layout configs torchvision's. The optimiser and schedule
+# are torchvision's. configs/README.md, "Recipes against their references".
 # The backbone starts from scratch, as in the TF release ("initialized from
 # scratch") and torchvision, with their init (normal std 0.03 everywhere); to
 # start from ImageNet weights set
@@ -83,8 +86,11 @@ model = dict(
             target_means=[0., 0., 0., 0.],
             target_stds=[0.1, 0.1, 0.2, 0.2]),
         loss_cls=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-        loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)),
+            type='mobilenet_mm.PortableFocalLoss', use_sigmoid=True,
+            gamma=2.0, alpha=0.75, loss_weight=1.0),
+        encode_background_as_zeros=True,
+        cls_bias_init=-4.6,  # class_prediction_bias_init: sigmoid 0.01
+        loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=0.25)),
     # TF argmax matcher: IoU >= 0.5 positive, < 0.5 negative, every box gets
     # its best anchor (force_match_for_each_row).
     train_cfg=dict(
@@ -98,7 +104,7 @@ model = dict(
         sampler=dict(type='PseudoSampler'),
         allowed_border=-1,
         pos_weight=-1,
-        neg_pos_ratio=3,
+        neg_pos_ratio=None,  # the focal loss weighs every anchor
         debug=False),
     # TF post-processing: NMS IoU 0.6, at most 100 detections.
     test_cfg=dict(
