@@ -31,17 +31,17 @@ An entry that matches nothing is an error, never a silent no-op.
 
 Default (:data:`DEFAULT_KEEP_FLOAT`): ``@decode``. Why: the decoding
 mixes magnitudes one 8-bit scale cannot hold (anchor corners up to the
-image side beside deltas of a few hundredths; softmax scores whose useful
+image side beside deltas of a few hundredths; class scores whose useful
 range reaches down to mmdet's 0.001 threshold, below one int8 step of
 1/256), and it is a handful of element-wise ops, so float costs nothing
 there. Measured on the demos (docs/performance.md, "INT8 with
-onnxruntime"): quantizing everything costs the SSDLite demo 2.0 mAP
-(60.1 -> 58.1, the target is <= 1.0); with ``@decode`` in float it loses
-0.3 and the LR-ASPP demo none (+0.04 mIoU); keeping ``Mul`` (the SE multiply
-and hard-swish's multiply) in float too moved neither by more than 0.2
-points, and ``@predictors`` in float gave the SSDLite demo the same 59.8
-as the default, so both are quantized (LR-ASPP loses nothing either way:
-80.99 with nothing in float). ``Resize`` and ``Sigmoid`` are available
+onnxruntime"; target drop <= 1.0): the SSDLite demo (sigmoid focal loss)
+loses 1.1 mAP with ``@decode`` in float, 0.3 with ``Mul`` (the SE
+multiply and hard-swish's multiply) in float too, 0.7 with
+``@predictors`` too and 1.5 with nothing in float; with the softmax loss
+it had before, 0.3, 0.5, 0.3 and 2.0. The LR-ASPP demo loses nothing
+either way (+0.04 mIoU with the default, 80.99 with nothing in float).
+``Resize`` and ``Sigmoid`` are available
 through ``--keep-float``.
 
 Speed: with S8S8 onnxruntime 1.32 on x86 fuses only part of the convs
