@@ -88,8 +88,10 @@ def iteration_records(work_dir):
 
 def kill_after_checkpoint(cfg, work_dir, log_path):
     """Start a run and SIGKILL it once ``last_checkpoint`` names a checkpoint
-    and a later iteration has been logged. Returns the last logged
-    iteration."""
+    and a later iteration has been recorded in scalars.json. Returns the
+    last recorded iteration. (mmengine's LoggerHook prints an iteration's
+    text line before it appends its scalars, so the text log can be one
+    iteration ahead of the records the test compares.)"""
     proc = start_tool(*train_args(cfg, work_dir), log=log_path)
     marker = work_dir / 'last_checkpoint'
     deadline = time.time() + 300
@@ -101,9 +103,8 @@ def kill_after_checkpoint(cfg, work_dir, log_path):
                             f'{log_path.read_text()[-2000:]}')
             if marker.is_file():
                 named = re.search(r'iter_(\d+)\.pth', marker.read_text())
-                logged = re.findall(r'Iter\(train\) \[\s*(\d+)/',
-                                    log_path.read_text())
-                if named and logged and int(logged[-1]) > int(named.group(1)):
+                if named and last_recorded_iteration(work_dir) > int(
+                        named.group(1)):
                     proc.send_signal(signal.SIGKILL)
                     break
             time.sleep(0.01)
@@ -114,8 +115,13 @@ def kill_after_checkpoint(cfg, work_dir, log_path):
             proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    logged = re.findall(r'Iter\(train\) \[\s*(\d+)/', log_path.read_text())
-    return int(logged[-1])
+    return last_recorded_iteration(work_dir)
+
+
+def last_recorded_iteration(work_dir) -> int:
+    """The last iteration with a complete line in any run's scalars.json."""
+    return max((max(records) for records in
+                iteration_records(work_dir).values() if records), default=0)
 
 
 def load(path):
