@@ -23,12 +23,11 @@ to ``--iters`` steps.
   references/detection/engine.py's.
 * ours: each of ``--our-configs`` (its model, train and test pipelines) run
   by mmengine's Runner, with only the data, class count, input size and
-  schedule length replaced. By default ``configs/ssdlite_v3.py`` and the
-  same recipe on torchvision's architecture
-  (``ssdlite_mobilenetv3-large-reduced-torchvision_*.py``, torchvision's
-  loss too), which tells the recipe from the architecture. ``ssdlite_v3``
-  trains with TF V3's loss (sigmoid focal), the torchvision-layout config
-  with torchvision's (softmax, 3:1 hard negatives). ``--cfg-options``
+  schedule length replaced. By default ``configs/ssdlite_v3.py`` (the
+  paper architecture, TF V3's sigmoid focal loss) and torchvision's
+  architecture with torchvision's loss (softmax, 3:1 hard negatives;
+  ``ssdlite_mobilenetv3-large-reduced-torchvision_*.py``), which tells our
+  training code from torchvision's loop. ``--cfg-options``
   changes every one of them (an ablation); ``--no-torchvision`` then skips
   the torchvision runs.
 
